@@ -1,0 +1,33 @@
+#pragma once
+// The engine's view of an actor's private parts: mailbox, state bits and
+// the virtual hooks. Only engine/*.cpp include this.
+
+#include "troupe/actor.hpp"
+
+namespace troupe::internal {
+
+enum actor_state : std::uint8_t {
+  st_ready = 1u << 0,     ///< in its shard's run queue
+  st_waiting = 1u << 1,   ///< a coroutine or fiber owns the current message
+  st_stopping = 1u << 2,  ///< ends when the current message is finished
+  st_started = 1u << 3,   ///< installed on its shard
+};
+
+struct actor_access {
+  static envelope*& head(actor_base& a) noexcept { return a.mbox_head_; }
+  static envelope*& tail(actor_base& a) noexcept { return a.mbox_tail_; }
+  static actor_base*& next_ready(actor_base& a) noexcept { return a.next_ready_; }
+  static shard*& home(actor_base& a) noexcept { return a.shard_; }
+  static const shard* home(const actor_base& a) noexcept { return a.shard_; }
+  static envelope*& current(actor_base& a) noexcept { return a.current_; }
+  static std::uint32_t& slot(actor_base& a) noexcept { return a.slot_; }
+  static std::uint32_t& incarnation(actor_base& a) noexcept { return a.incarnation_; }
+  static std::uint32_t incarnation(const actor_base& a) noexcept { return a.incarnation_; }
+  static std::uint32_t slot(const actor_base& a) noexcept { return a.slot_; }
+  static std::uint8_t& state(actor_base& a) noexcept { return a.state_; }
+  static bool dispatch(actor_base& a, envelope& e) { return a.dispatch(e); }
+  static void started(actor_base& a) { a.started(); }
+  static fiber_state** fiber_slot(actor_base& a) noexcept { return a.fiber_slot(); }
+};
+
+}  // namespace troupe::internal

@@ -1,0 +1,291 @@
+#pragma once
+
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "troupe/address.hpp"
+#include "troupe/internal/envelope.hpp"
+#include "troupe/internal/runtime.hpp"
+#include "troupe/message.hpp"
+#include "troupe/result.hpp"
+#include "troupe/task.hpp"
+
+namespace troupe {
+
+namespace internal {
+class shard;
+struct actor_access;
+
+template <class D, class M>
+concept has_handler = requires(D& d, M& m) { d.on(m); };
+
+template <class D>
+concept has_on_start = requires(D& d) { d.on_start(); };
+
+template <class D, class M>
+constexpr bool check_handler() {
+  static_assert(message<M>,
+                "A type listed in troupe::actor<Self, Msgs...> is not a message: a message must be "
+                "an object type (no reference, array or const) that is nothrow move-constructible.");
+  static_assert(has_handler<D, M>,
+                "An actor lists a message type in troupe::actor<Self, Msgs...> but has no "
+                "handler for it: add `void on(const M&)` (or one returning a reply or a "
+                "troupe::task<R>) to the actor class.");
+  return true;
+}
+
+/// Runs a coroutine handler to its end and tells the shard; the frame
+/// destroys itself.
+struct detached {
+  struct promise_type : pooled_frame {
+    detached get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+
+template <class R>
+void reply_with(shard& s, const envelope& request, R&& value) {
+  if (request.request == 0 || request.sender.is_null()) return;
+  send_reply(s, request, make_envelope(std::forward<R>(value), request.target, request.sender));
+}
+
+template <class T>
+detached run_handler_task(actor_base* self, shard* s, envelope* e, task<T> t);
+
+}  // namespace internal
+
+/// The base of every actor: its mailbox, its place on a shard, and the
+/// calls a handler may make (tell, ask, spawn, timers, stop).
+///
+/// Threads: an actor lives on one shard for its whole life; everything here
+/// is called from its own handlers, on that shard's thread. The engine owns
+/// the object (allocated with `spawn`, destroyed after it stops).
+class actor_base {
+ public:
+  virtual ~actor_base() = default;
+  actor_base(const actor_base&) = delete;
+  actor_base& operator=(const actor_base&) = delete;
+
+  // Actor objects come from the pool; the virtual destructor hands the
+  // dynamic size to the sized delete.
+  static void* operator new(std::size_t n) { return internal::pool_allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { internal::pool_deallocate(p, n); }
+
+  /// This actor's address.
+  address self() const noexcept { return internal::self_of(*this); }
+  /// The sender of the message being handled (null if sent from outside).
+  const address& sender() const noexcept { return current_->sender; }
+  std::uint16_t shard_index() const noexcept { return internal::shard_index(*shard_); }
+  std::size_t shard_count() const noexcept { return internal::shard_count(*shard_); }
+
+  /// Sends `msg` to `to`; never blocks. Order is kept per sender/receiver.
+  template <message M>
+  void tell(const address& to, M msg) {
+    internal::send(*shard_, internal::make_envelope(std::move(msg), self(), to));
+  }
+
+  /// Awaitable ask from a coroutine handler: `co_await ask<R>(to, msg, 1s)`
+  /// gives result<R>: the reply, a timeout, or an error naming the cause.
+  /// The actor takes no other message while it waits; its shard runs on.
+  template <class R>
+  class ask_awaiter final : internal::pending_ask {
+   public:
+    ask_awaiter(internal::shard* s, internal::envelope* req, duration timeout) noexcept
+        : shard_(s), req_(req), timeout_(timeout) {}
+    ask_awaiter(const ask_awaiter&) = delete;
+    ~ask_awaiter() {
+      if (req_) internal::destroy_envelope(req_);  // created but never awaited
+    }
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<> h) {
+      waiter_ = h;
+      internal::start_ask(*shard_, *this, std::exchange(req_, nullptr), timeout_);
+    }
+    result<R> await_resume() { return internal::take_reply<R>(reply_); }
+
+   private:
+    void complete(internal::envelope* reply) noexcept override {
+      reply_ = reply;
+      waiter_.resume();
+    }
+    internal::shard* shard_;
+    internal::envelope* req_;
+    duration timeout_;
+    internal::envelope* reply_ = nullptr;
+    std::coroutine_handle<> waiter_;
+  };
+
+  template <class R, message M>
+  [[nodiscard]] ask_awaiter<R> ask(const address& to, M msg, duration timeout) {
+    return ask_awaiter<R>(shard_, internal::make_envelope(std::move(msg), self(), to), timeout);
+  }
+
+  /// Creates an actor of type A from `args` and returns its address at once;
+  /// messages sent to it before it starts wait for it.
+  template <class A, class... Args>
+  address spawn(spawn_options o, Args&&... args) {
+    static_assert(std::is_base_of_v<actor_base, A>,
+                  "spawn<A>: A must be an actor class, derived from troupe::actor<A, Msgs...>.");
+    return internal::spawn_actor(shard_, nullptr, new A(std::forward<Args>(args)...), o);
+  }
+  template <class A, class... Args>
+  address spawn(Args&&... args) {
+    return spawn<A>(spawn_options{}, std::forward<Args>(args)...);
+  }
+
+  /// Delivers `payload` to this actor after `after` (Thespian's wakeupAfter).
+  template <message M>
+  timer_id wakeup_after(duration after, M payload) {
+    return internal::start_timer(*shard_, after,
+                                 internal::make_envelope(std::move(payload), self(), self()));
+  }
+  /// True if the timer had not fired yet; its payload is then discarded.
+  bool cancel_timer(timer_id id) noexcept { return internal::cancel_timer(*shard_, id); }
+
+  /// Ends this actor once the current message is handled. Messages still in
+  /// its mailbox, and any sent later, go to the dead letters.
+  void stop() noexcept { internal::request_stop(*this); }
+
+ protected:
+  actor_base() = default;
+  /// Runs the handler for `e`; false when this actor has none for its type.
+  virtual bool dispatch(internal::envelope& e) = 0;
+  /// Called on the actor's shard once it is installed, before any message.
+  virtual void started() {}
+  /// Stackful actors return where their fiber lives.
+  virtual internal::fiber_state** fiber_slot() noexcept { return nullptr; }
+  internal::shard* home_shard() const noexcept { return shard_; }
+
+ private:
+  friend class internal::shard;
+  friend struct internal::actor_access;
+
+  internal::envelope* mbox_head_ = nullptr;
+  internal::envelope* mbox_tail_ = nullptr;
+  actor_base* next_ready_ = nullptr;
+  internal::shard* shard_ = nullptr;
+  internal::envelope* current_ = nullptr;
+  std::uint32_t slot_ = 0;
+  std::uint32_t incarnation_ = 0;
+  std::uint8_t state_ = 0;
+};
+
+/// An actor class with typed handlers: list the message types it handles,
+/// and give it one `on(const M&)` per type. A handler's return value is the
+/// reply to an ask (void: troupe::done); a handler returning troupe::task<R>
+/// is a coroutine and may co_await asks and sleeps. A message of a type not
+/// listed is dead-lettered with reason "unhandled".
+///
+///     struct counter : troupe::actor<counter, add, get> {
+///       int total = 0;
+///       void on(const add& m) { total += m.n; }
+///       int on(const get&) { return total; }
+///     };
+///
+/// Derived: the actor class itself (CRTP). Msgs: distinct message types.
+template <class Derived, class... Msgs>
+class actor : public actor_base {
+ protected:
+  bool dispatch(internal::envelope& e) override {
+    static_assert((internal::check_handler<Derived, Msgs>() && ...));
+    if ((try_handle<Msgs>(e) || ...)) return true;
+    if (e.type == internal::type_id<exit_request>()) {
+      stop();
+      return true;
+    }
+    return false;
+  }
+
+  void started() override {
+    if constexpr (internal::has_on_start<Derived>) static_cast<Derived&>(*this).on_start();
+  }
+
+ private:
+  template <class M>
+  bool try_handle(internal::envelope& e) {
+    if (e.type != internal::type_id<M>()) return false;
+    if constexpr (std::is_same_v<M, exit_request>) stop();
+    Derived& self = static_cast<Derived&>(*this);
+    M& msg = e.as<M>();
+    using R = decltype(self.on(msg));
+    internal::shard& s = *this->home_shard();
+    if constexpr (std::is_void_v<R>) {
+      self.on(msg);
+      internal::reply_with(s, e, done{});
+    } else if constexpr (is_task<R>::value) {
+      internal::begin_task(*this);
+      internal::run_handler_task(this, &s, &e, self.on(msg));
+    } else {
+      internal::reply_with(s, e, self.on(msg));
+    }
+    return true;
+  }
+};
+
+namespace internal {
+
+template <class T>
+detached run_handler_task(actor_base* self, shard* s, envelope* e, task<T> t) {
+  std::exception_ptr failure;
+  try {
+    if constexpr (std::is_void_v<T>) {
+      co_await std::move(t);
+      reply_with(*s, *e, done{});
+    } else {
+      reply_with(*s, *e, co_await std::move(t));
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  end_task(*self, e, failure);
+}
+
+}  // namespace internal
+
+/// Awaitable from a coroutine handler: resumes after `d`; the shard runs
+/// other actors meanwhile. Only on a shard's thread.
+struct sleep_for {
+  duration d;
+  bool await_ready() const noexcept { return d <= duration::zero(); }
+  void await_suspend(std::coroutine_handle<> h) const;
+  void await_resume() const noexcept {}
+};
+
+/// An actor whose handlers run on a fiber (Boost.Context) of their own, so
+/// that they may call blocking_ask() anywhere down an ordinary call stack.
+/// It never blocks its shard's thread: a blocked fiber is parked and the
+/// shard runs other actors. Same addresses, messages and lifecycle as actor.
+template <class Derived, class... Msgs>
+class stackful_actor : public actor<Derived, Msgs...> {
+ public:
+  ~stackful_actor() override { internal::destroy_fiber(fiber_); }
+
+ protected:
+  internal::fiber_state** fiber_slot() noexcept override { return &fiber_; }
+
+ private:
+  internal::fiber_state* fiber_ = nullptr;
+};
+
+/// From a stackful actor's handler, at any depth: sends `msg` as an ask and
+/// blocks this actor (not its shard) until the reply, the timeout, or an
+/// error. Elsewhere it returns errc::misuse at once.
+template <class R, message M>
+result<R> blocking_ask(const address& to, M msg, duration timeout) {
+  struct waiter final : internal::pending_ask {
+    internal::envelope* reply = nullptr;
+    void complete(internal::envelope* r) noexcept override { reply = r; }
+  } w;
+  if (!internal::fiber_ask(w, internal::make_envelope(std::move(msg), address{}, to), timeout)) {
+    return error(errc::misuse, "blocking_ask called outside a stackful actor's handler");
+  }
+  return internal::take_reply<R>(w.reply);
+}
+
+}  // namespace troupe

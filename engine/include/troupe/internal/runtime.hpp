@@ -1,0 +1,74 @@
+#pragma once
+// The engine's entry points that the public templates call. Implemented in
+// engine/shard.cpp, engine/system.cpp and engine/fiber.cpp. Not for module
+// authors: use troupe/actor.hpp and troupe/system.hpp.
+
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+
+#include "troupe/address.hpp"
+#include "troupe/internal/envelope.hpp"
+#include "troupe/message.hpp"
+
+namespace troupe {
+class actor_base;
+}
+
+namespace troupe::internal {
+
+class shard;
+class system_impl;
+
+/// Someone waiting for the reply to one ask. The shard calls complete()
+/// exactly once, from its loop (never from inside send or start_ask), with
+/// the reply or an ask_failure envelope; the callee owns the envelope.
+struct pending_ask {
+  virtual void complete(envelope* reply) noexcept = 0;
+
+ protected:
+  ~pending_ask() = default;
+};
+
+// --- on the calling actor's own shard thread ---------------------------
+
+/// Routes `e` to its target: this shard, another shard, or the outside.
+void send(shard& s, envelope* e);
+/// Answers request `request` with `reply` (the request's sender gets it).
+void send_reply(shard& s, const envelope& request, envelope* reply);
+/// Registers `p`, sends `request` as an ask, arms the timeout.
+void start_ask(shard& s, pending_ask& p, envelope* request, duration timeout);
+timer_id start_timer(shard& s, duration after, envelope* e);
+bool cancel_timer(shard& s, timer_id id) noexcept;
+void sleep(shard& s, duration d, std::coroutine_handle<> h);
+/// Installs or ships `a` and returns its address. `from` null: outside.
+address spawn_actor(shard* from, system_impl* sys, actor_base* a, const spawn_options& o);
+/// Marks the actor as waiting for a coroutine handler that owns `e`.
+void begin_task(actor_base& a) noexcept;
+/// The coroutine handler that owns `e` ended (with `failure` if it threw).
+void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept;
+void request_stop(actor_base& a) noexcept;
+address self_of(const actor_base& a) noexcept;
+std::uint16_t shard_index(const shard& s) noexcept;
+std::size_t shard_count(const shard& s) noexcept;
+
+/// The shard whose thread is calling, or nullptr outside any shard.
+shard* current_shard() noexcept;
+
+// --- stackful actors ------------------------------------------------------
+
+struct fiber_state;
+void destroy_fiber(fiber_state* f) noexcept;
+/// From inside a stackful actor's handler: sends `request` as an ask and
+/// suspends the fiber until `p` completes. Returns false (and destroys
+/// `request`) when not called from a stackful actor's handler.
+bool fiber_ask(pending_ask& p, envelope* request, duration timeout);
+
+// --- from outside threads --------------------------------------------------
+
+void outside_send(system_impl& sys, envelope* e);
+/// Blocks the calling thread (or, in inline mode, runs the engine on it)
+/// until the reply or the timeout. Returns the reply or an ask_failure.
+envelope* outside_ask(system_impl& sys, envelope* request, duration timeout);
+
+}  // namespace troupe::internal

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <type_traits>
+
+namespace troupe {
+
+/// What can travel as a message: an object type (no reference, no array,
+/// not const) that can be moved without throwing. Locally a message is
+/// moved, never copied or serialized.
+template <class T>
+concept message = std::is_object_v<T> && !std::is_array_v<T> && !std::is_const_v<T> &&
+                  std::is_nothrow_move_constructible_v<T> && std::is_destructible_v<T>;
+
+/// Asks an actor to end (Thespian's ActorExitRequest). An actor may handle
+/// it to clean up; handled or not, the actor stops after it. Shutdown sends
+/// one to every actor, behind the messages already in its mailbox.
+struct exit_request {};
+
+/// Where a new actor goes.
+enum class placement : std::uint8_t {
+  automatic,     ///< from an actor: its own shard; from outside: round-robin
+  local,         ///< the spawning actor's shard (outside: shard 0)
+  round_robin,   ///< the next shard in turn
+  least_loaded,  ///< the shard with the fewest live actors
+};
+
+struct spawn_options {
+  placement where = placement::automatic;
+  int shard = -1;  ///< >= 0: exactly this shard (modulo the shard count)
+};
+
+/// Names a pending timer so that it can be cancelled.
+using timer_id = std::uint64_t;
+
+using duration = std::chrono::nanoseconds;
+
+}  // namespace troupe

@@ -1,0 +1,114 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "troupe/actor.hpp"
+#include "troupe/address.hpp"
+#include "troupe/io/reactor.hpp"
+#include "troupe/internal/runtime.hpp"
+#include "troupe/message.hpp"
+#include "troupe/result.hpp"
+
+namespace troupe {
+
+/// Why a message went to the dead letters.
+enum class dead_reason : std::uint8_t {
+  no_such_actor,  ///< the address never named a live actor here
+  actor_stopped,  ///< the actor ended before handling it
+  unhandled,      ///< the actor has no handler for its type
+  shutting_down,  ///< the engine stopped first
+  no_route,       ///< the address is on another engine and there is no link to it
+  late_reply,     ///< a reply that came after its ask ended
+  count_
+};
+const char* to_string(dead_reason r) noexcept;
+
+/// Counters of one engine, summed over its shards. The contract makes them
+/// add up: sent = delivered + dead_letters + in flight (0 after stop()).
+struct stats {
+  std::uint64_t sent = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t dead_letters = 0;
+  std::array<std::uint64_t, static_cast<std::size_t>(dead_reason::count_)> dead_by_reason{};
+  std::uint64_t actors_live = 0;
+  std::uint64_t actors_spawned = 0;
+  std::uint64_t dead(dead_reason r) const { return dead_by_reason[static_cast<std::size_t>(r)]; }
+};
+
+struct system_options {
+  /// Shards (threads); 0 = one per core. Ignored when inline_mode is set.
+  unsigned shards = 0;
+  /// Run on the caller's thread: no worker threads, deterministic order,
+  /// virtual time for timers. Drive it with run_until_idle() or ask().
+  bool inline_mode = false;
+  io::backend_choice io = io::backend_choice::automatic;
+  std::uint32_t engine_id = 1;
+  /// Messages an actor handles in a row before the shard moves on.
+  unsigned throughput = 64;
+};
+
+/// An engine: its shards, their threads and their actors.
+///
+/// Threads: every member may be called from any thread that is not one of
+/// its shards (an outside thread); in inline mode, from the thread that
+/// created it. Lifetime: the destructor calls stop().
+class system {
+ public:
+  explicit system(system_options options = {});
+  ~system();
+  system(const system&) = delete;
+  system& operator=(const system&) = delete;
+
+  template <class A, class... Args>
+  address spawn(spawn_options o, Args&&... args) {
+    static_assert(std::is_base_of_v<actor_base, A>,
+                  "spawn<A>: A must be an actor class, derived from troupe::actor<A, Msgs...>.");
+    return internal::spawn_actor(nullptr, impl_.get(), new A(std::forward<Args>(args)...), o);
+  }
+  template <class A, class... Args>
+  address spawn(Args&&... args) {
+    return spawn<A>(spawn_options{}, std::forward<Args>(args)...);
+  }
+
+  /// Sends `msg` to `to` from outside (the sender is null).
+  template <message M>
+  void tell(const address& to, M msg) {
+    internal::outside_send(*impl_, internal::make_envelope(std::move(msg), address{}, to));
+  }
+
+  /// Blocks the calling thread until `to` answers `msg`, the timeout
+  /// passes, or the ask fails (Thespian's ActorSystem().ask). In inline
+  /// mode it runs the engine on this thread meanwhile.
+  template <class R, message M>
+  result<R> ask(const address& to, M msg, duration timeout) {
+    return internal::take_reply<R>(internal::outside_ask(
+        *impl_, internal::make_envelope(std::move(msg), address{}, to), timeout));
+  }
+
+  /// Inline mode: handles messages (advancing virtual time for timers)
+  /// until nothing is left to do. Returns messages handled.
+  std::uint64_t run_until_idle();
+
+  /// Graceful stop: an exit_request to every actor, mailboxes drained,
+  /// pending asks failed, the rest dead-lettered and counted. Idempotent.
+  void stop();
+
+  std::size_t shard_count() const noexcept;
+  std::uint32_t engine_id() const noexcept;
+  stats counters() const;
+  /// "io_uring (single_issuer ...)" or "epoll (...)".
+  std::string io_description() const;
+
+ private:
+  std::unique_ptr<internal::system_impl> impl_;
+};
+
+/// The spelling DESIGN.md uses.
+using System = system;
+
+}  // namespace troupe

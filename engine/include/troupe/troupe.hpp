@@ -1,0 +1,9 @@
+#pragma once
+// The one header a module author includes.
+
+#include "troupe/actor.hpp"
+#include "troupe/address.hpp"
+#include "troupe/message.hpp"
+#include "troupe/result.hpp"
+#include "troupe/system.hpp"
+#include "troupe/task.hpp"

@@ -1,0 +1,52 @@
+// Names of codes, reasons and types, for logs and error texts.
+
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include "troupe/internal/envelope.hpp"
+#include "troupe/result.hpp"
+#include "troupe/system.hpp"
+
+namespace troupe {
+
+const char* to_string(errc e) noexcept {
+  switch (e) {
+    case errc::timeout: return "timeout";
+    case errc::dead_actor: return "dead actor";
+    case errc::unhandled: return "unhandled";
+    case errc::failed: return "failed";
+    case errc::shutting_down: return "shutting down";
+    case errc::type_mismatch: return "type mismatch";
+    case errc::misuse: return "misuse";
+  }
+  return "unknown";
+}
+
+const char* to_string(dead_reason r) noexcept {
+  switch (r) {
+    case dead_reason::no_such_actor: return "no such actor";
+    case dead_reason::actor_stopped: return "actor stopped";
+    case dead_reason::unhandled: return "unhandled";
+    case dead_reason::shutting_down: return "shutting down";
+    case dead_reason::no_route: return "no route";
+    case dead_reason::late_reply: return "late reply";
+    case dead_reason::count_: break;
+  }
+  return "unknown";
+}
+
+namespace internal {
+
+std::string type_name_of(const std::type_info& t) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(
+      abi::__cxa_demangle(t.name(), nullptr, nullptr, &status), std::free);
+  return status == 0 && name ? std::string(name.get()) : std::string(t.name());
+}
+
+std::string type_name(const message_type* t) { return type_name_of(*t->info); }
+
+}  // namespace internal
+}  // namespace troupe

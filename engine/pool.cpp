@@ -1,0 +1,151 @@
+#include "troupe/internal/pool.hpp"
+
+#include <array>
+#include <atomic>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace troupe::internal {
+namespace {
+
+constexpr std::size_t granule = 16;
+constexpr std::size_t class_count = pool_max_size / granule;  // 16, 32, ... 1024
+constexpr std::size_t slab_bytes = 256 * 1024;
+
+constexpr std::size_t class_of(std::size_t size) noexcept {
+  return (size + granule - 1) / granule - 1;
+}
+constexpr std::size_t class_size(std::size_t c) noexcept { return (c + 1) * granule; }
+// Objects moved per depot exchange: about 16 KiB worth, at least 32.
+constexpr std::size_t batch_of(std::size_t c) noexcept {
+  std::size_t n = 16384 / class_size(c);
+  return n < 32 ? 32 : n;
+}
+
+struct node {
+  node* next;
+};
+
+std::atomic<std::size_t> reserved_bytes{0};
+
+// Full batches of free objects, shared by all threads of one size class.
+struct depot {
+  std::mutex lock;
+  std::vector<node*> batches;  // each a list of batch_of(c) nodes
+  // The current slab being carved.
+  std::byte* carve = nullptr;
+  std::size_t carve_left = 0;
+};
+
+std::array<depot, class_count>& depots() {
+  static auto* d = new std::array<depot, class_count>();  // lives forever: threads may free late
+  return *d;
+}
+
+struct free_list {
+  node* head = nullptr;
+  std::size_t count = 0;
+};
+
+struct thread_cache {
+  std::array<free_list, class_count> lists{};
+
+  ~thread_cache() {
+    // Hand everything back so other threads can use it.
+    for (std::size_t c = 0; c < class_count; ++c) {
+      free_list& fl = lists[c];
+      if (!fl.head) continue;
+      depot& d = depots()[c];
+      std::lock_guard g(d.lock);
+      d.batches.push_back(fl.head);
+      fl.head = nullptr;
+      fl.count = 0;
+    }
+  }
+
+  void refill(std::size_t c) {
+    depot& d = depots()[c];
+    const std::size_t size = class_size(c), n = batch_of(c);
+    std::lock_guard g(d.lock);
+    if (!d.batches.empty()) {
+      node* list = d.batches.back();
+      d.batches.pop_back();
+      std::size_t k = 0;
+      for (node* p = list; p; p = p->next) ++k;
+      lists[c].head = list;
+      lists[c].count = k;
+      return;
+    }
+    node* head = nullptr;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (d.carve_left < size) {
+        d.carve = static_cast<std::byte*>(::operator new(slab_bytes));
+        d.carve_left = slab_bytes;
+        reserved_bytes.fetch_add(slab_bytes, std::memory_order_relaxed);
+      }
+      auto* p = reinterpret_cast<node*>(d.carve);
+      d.carve += size;
+      d.carve_left -= size;
+      p->next = head;
+      head = p;
+    }
+    lists[c].head = head;
+    lists[c].count = n;
+  }
+
+  void spill(std::size_t c) {
+    free_list& fl = lists[c];
+    const std::size_t n = batch_of(c);
+    node* batch = fl.head;
+    node* last = batch;
+    for (std::size_t i = 1; i < n; ++i) last = last->next;
+    fl.head = last->next;
+    last->next = nullptr;
+    fl.count -= n;
+    depot& d = depots()[c];
+    std::lock_guard g(d.lock);
+    d.batches.push_back(batch);
+  }
+};
+
+thread_local thread_cache cache;
+
+}  // namespace
+
+// Under AddressSanitizer every object goes to operator new, so that a use
+// after free or an overflow is caught instead of hidden in a free list.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool pooled = false;
+#else
+constexpr bool pooled = true;
+#endif
+
+void* pool_allocate(std::size_t size) {
+  if (!pooled || size > pool_max_size) return ::operator new(size);
+  const std::size_t c = class_of(size == 0 ? 1 : size);
+  free_list& fl = cache.lists[c];
+  if (!fl.head) cache.refill(c);
+  node* p = fl.head;
+  fl.head = p->next;
+  --fl.count;
+  return p;
+}
+
+void pool_deallocate(void* p, std::size_t size) noexcept {
+  if (!p) return;
+  if (!pooled || size > pool_max_size) {
+    ::operator delete(p);
+    return;
+  }
+  const std::size_t c = class_of(size == 0 ? 1 : size);
+  free_list& fl = cache.lists[c];
+  auto* n = static_cast<node*>(p);
+  n->next = fl.head;
+  fl.head = n;
+  if (++fl.count >= 2 * batch_of(c)) cache.spill(c);
+}
+
+std::size_t pool_reserved_bytes() noexcept { return reserved_bytes.load(std::memory_order_relaxed); }
+
+}  // namespace troupe::internal

@@ -1,0 +1,760 @@
+#include "shard.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "actor_access.hpp"
+#include "system_impl.hpp"
+
+namespace troupe::internal {
+
+thread_local shard* this_shard = nullptr;
+
+namespace {
+
+using acc = actor_access;
+using clk = std::chrono::steady_clock;
+
+// How long a shard that just ran out of work keeps polling its lanes before
+// it sleeps in the kernel: long enough to catch the next message of a
+// cross-shard conversation without a wake-up syscall, short enough that an
+// idle engine uses no CPU.
+constexpr auto spin_before_sleep = std::chrono::microseconds(50);
+constexpr std::size_t ring_batch = 256;
+
+errc errc_for(dead_reason why) {
+  switch (why) {
+    case dead_reason::unhandled: return errc::unhandled;
+    case dead_reason::shutting_down: return errc::shutting_down;
+    default: return errc::dead_actor;
+  }
+}
+
+std::string actor_name(const actor_base* a) {
+  return a ? type_name_of(typeid(*a)) : std::string("?");
+}
+
+std::string describe_failure(std::exception_ptr failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& ex) {
+    return type_name_of(typeid(ex)) + ": " + ex.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
+
+std::string format_duration(duration d) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  if (us % 1000 == 0) return std::to_string(us / 1000) + "ms";
+  return std::to_string(us) + "us";
+}
+
+}  // namespace
+
+shard::shard(system_impl& sys, std::uint16_t index, std::uint32_t engine, bool inline_mode,
+             unsigned throughput)
+    : sys_(sys), index_(index), engine_(engine), inline_(inline_mode),
+      throughput_(throughput == 0 ? 1 : throughput) {}
+
+shard::~shard() = default;
+
+void shard::connect(std::vector<envelope_ring*> inbound, std::vector<envelope_ring*> outbound) {
+  in_ = std::move(inbound);
+  out_.resize(outbound.size());
+  for (std::size_t i = 0; i < outbound.size(); ++i) out_[i].ring = outbound[i];
+}
+
+void shard::attach(io::backend_choice io) {
+  this_shard = this;
+  if (!inline_) reactor_ = std::make_unique<io::reactor>(io);
+}
+
+std::string shard::io_description() const {
+  if (!reactor_) return "inline (no reactor)";
+  std::string s = io::to_string(reactor_->kind());
+  if (!reactor_->fallback_reason().empty()) s += " (fallback: " + reactor_->fallback_reason() + ")";
+  return s;
+}
+
+time_point shard::now() const { return inline_ ? virtual_now_ : clk::now(); }
+
+// ---------------------------------------------------------------- routing
+
+shard::slot_entry& shard::entry(std::uint32_t slot) {
+  if (slot >= slots_.size()) slots_.resize(std::max<std::size_t>(slot + 1, slots_.size() * 2));
+  return slots_[slot];
+}
+
+void shard::send(envelope* e) {
+  if ((e->flags & flag_control) == 0) shard_counters::bump(counters_.sent);
+  const address& to = e->target;
+  if (to.engine() != engine_) {
+    dead_letter(e, to.is_null() ? dead_reason::no_such_actor : dead_reason::no_route);
+    return;
+  }
+  if (to.shard() == index_) {
+    if (e->is_reply()) {
+      // Replies wait for the loop: completing an ask here would resume the
+      // asker inside the sender's handler.
+      e->next = nullptr;
+      if (replies_tail_) replies_tail_->next = e; else replies_head_ = e;
+      replies_tail_ = e;
+      return;
+    }
+    deliver_here(e);
+    return;
+  }
+  if (to.shard() == address::outside_shard) {
+    if (sys_.deliver_outside(e)) {
+      shard_counters::bump(counters_.delivered);
+    } else {
+      dead_letter(e, dead_reason::late_reply);
+    }
+    return;
+  }
+  if (to.shard() >= out_.size()) {
+    dead_letter(e, dead_reason::no_such_actor);
+    return;
+  }
+  lane& l = out_[to.shard()];
+  if (l.overflow_head == nullptr && l.ring->push(e)) {
+    // fall through to mark dirty
+  } else {
+    e->next = nullptr;
+    if (l.overflow_tail) l.overflow_tail->next = e; else l.overflow_head = e;
+    l.overflow_tail = e;
+  }
+  if (dirty_.empty() || dirty_.back() != to.shard()) dirty_.push_back(to.shard());
+}
+
+void shard::send_reply(const envelope& request, envelope* reply) {
+  reply->request = request.request;
+  reply->flags |= flag_reply;
+  send(reply);
+}
+
+void shard::deliver_here(envelope* e) {
+  if (e->flags & flag_control) {
+    handle_control(e);
+    return;
+  }
+  if (e->is_reply()) {
+    complete_pending(e);
+    return;
+  }
+  const address& to = e->target;
+  const std::uint32_t slot = to.slot();
+  if (slot < slots_.size()) {
+    slot_entry& s = slots_[slot];
+    if (s.actor && s.incarnation == to.incarnation()) {
+      enqueue(*s.actor, e);
+      return;
+    }
+    if (s.incarnation != 0 || to.incarnation() != 1) {
+      dead_letter(e, to.incarnation() <= s.incarnation ? dead_reason::actor_stopped
+                                                        : dead_reason::no_such_actor);
+      return;
+    }
+  }
+  // A fresh slot reserved for an actor whose install has not arrived yet
+  // (it travels on another lane): hold the message until it does.
+  if (to.incarnation() == 1 && slot < fresh_.load(std::memory_order_relaxed) &&
+      phase_ != shutdown_phase::closed) {
+    park(slot, e);
+    return;
+  }
+  dead_letter(e, dead_reason::no_such_actor);
+}
+
+void shard::park(std::uint32_t slot, envelope* e) { parked_[slot].push_back(e); }
+
+void shard::enqueue(actor_base& a, envelope* e) {
+  e->next = nullptr;
+  envelope*& tail = acc::tail(a);
+  if (tail) tail->next = e; else acc::head(a) = e;
+  tail = e;
+  make_ready(a);
+}
+
+void shard::make_ready(actor_base& a) {
+  std::uint8_t& st = acc::state(a);
+  if (st & (st_ready | st_waiting)) return;
+  st |= st_ready;
+  acc::next_ready(a) = nullptr;
+  if (ready_tail_) acc::next_ready(*ready_tail_) = &a; else ready_head_ = &a;
+  ready_tail_ = &a;
+}
+
+void shard::handle_control(envelope* e) {
+  if (e->type == type_id<install_actor>()) {
+    install(e->as<install_actor>().actor, e->target.slot(), e->target.incarnation());
+  } else if (e->type == type_id<enter_phase_msg>()) {
+    enter_phase(e->as<enter_phase_msg>().phase);
+  }
+  destroy_envelope(e);
+}
+
+address shard::spawn_local(actor_base* a) {
+  std::uint32_t slot, incarnation;
+  if (free_head_ != UINT32_MAX) {
+    slot = free_head_;
+    free_head_ = slots_[slot].next_free;
+    incarnation = slots_[slot].incarnation + 1;
+  } else {
+    slot = reserve_slot();
+    incarnation = 1;
+  }
+  install(a, slot, incarnation);
+  return address(engine_, index_, slot, incarnation);
+}
+
+void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation) {
+  slot_entry& s = entry(slot);
+  s.actor = a;
+  s.incarnation = incarnation;
+  acc::home(*a) = this;
+  acc::slot(*a) = slot;
+  acc::incarnation(*a) = incarnation;
+  acc::state(*a) |= st_started;
+  shard_counters::bump(counters_.spawned);
+  shard_counters::bump(counters_.live);
+  auto parked = parked_.find(slot);
+  std::vector<envelope*> waiting;
+  if (parked != parked_.end()) {
+    waiting = std::move(parked->second);
+    parked_.erase(parked);
+  }
+  try {
+    acc::started(*a);
+  } catch (...) {
+    spdlog::error("actor {} ({}) failed in on_start: {}", address(engine_, index_, slot, incarnation).to_string(),
+                  actor_name(a), describe_failure(std::current_exception()));
+    request_stop(*a);
+  }
+  // `started` may have queued messages; parked ones were sent earlier.
+  envelope* queued = acc::head(*a);
+  acc::head(*a) = acc::tail(*a) = nullptr;
+  for (envelope* e : waiting) enqueue(*a, e);
+  while (queued) {
+    envelope* next = queued->next;
+    enqueue(*a, queued);
+    queued = next;
+  }
+  if (phase_ != shutdown_phase::running) {
+    enqueue(*a, make_envelope(exit_request{}, address{}, address(engine_, index_, slot, incarnation)));
+    shard_counters::bump(counters_.sent);
+  }
+  if (acc::state(*a) & st_stopping) make_ready(*a);
+}
+
+// ---------------------------------------------------------------- running
+
+bool shard::step() {
+  bool work = drain_inbound();
+  work |= run_replies();
+  work |= run_ready();
+  work |= run_timers();
+  flush_outbound();
+  if (work) activity_.store(activity_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  return work;
+}
+
+void shard::run() {
+  while (phase_ != shutdown_phase::closed) {
+    if (step()) continue;
+    // Out of work: poll the lanes a little, then sleep in the kernel.
+    const auto spin_end = clk::now() + spin_before_sleep;
+    bool found = false;
+    while (!found && clk::now() < spin_end) {
+      for (envelope_ring* r : in_) {
+        if (r && !r->empty_hint()) {
+          found = true;
+          break;
+        }
+      }
+      found = found || outside_pending_.load(std::memory_order_acquire);
+    }
+    if (!found && dirty_.empty()) sleep_until_work();
+  }
+}
+
+void shard::sleep_until_work() {
+  sleeping_.store(true, std::memory_order_seq_cst);
+  // Dekker with wake(): a producer publishes, then reads `sleeping_`; we
+  // set `sleeping_`, then look at the lanes. One of us sees the other.
+  bool pending = outside_pending_.load(std::memory_order_seq_cst) || replies_head_ || ready_head_;
+  for (envelope_ring* r : in_) pending = pending || (r && !r->empty_hint());
+  if (!pending) {
+    std::optional<time_point> deadline;
+    if (!timers_.empty()) deadline = timers_.front().when;
+    reactor_->run_once(true, deadline);
+  }
+  sleeping_.store(false, std::memory_order_seq_cst);
+}
+
+void shard::wake() noexcept {
+  if (sleeping_.load(std::memory_order_seq_cst) && sleeping_.exchange(false)) {
+    if (reactor_) reactor_->wake();
+  }
+}
+
+bool shard::drain_inbound() {
+  bool work = false;
+  for (envelope_ring* r : in_) {
+    if (!r) continue;
+    work |= r->consume(ring_batch, [this](envelope* e) { deliver_here(e); }) > 0;
+  }
+  if (outside_pending_.load(std::memory_order_acquire)) {
+    envelope* list;
+    {
+      std::lock_guard g(outside_lock_);
+      list = outside_head_;
+      outside_head_ = outside_tail_ = nullptr;
+      outside_pending_.store(false, std::memory_order_release);
+    }
+    while (list) {
+      envelope* next = list->next;
+      deliver_here(list);
+      list = next;
+      work = true;
+    }
+  }
+  return work;
+}
+
+void shard::post_outside(envelope* e) {
+  e->next = nullptr;
+  {
+    std::lock_guard g(outside_lock_);
+    if (outside_tail_) outside_tail_->next = e; else outside_head_ = e;
+    outside_tail_ = e;
+    outside_pending_.store(true, std::memory_order_seq_cst);
+  }
+  wake();
+}
+
+void shard::flush_outbound() {
+  for (std::uint16_t d : dirty_) {
+    lane& l = out_[d];
+    while (l.overflow_head && l.ring->push(l.overflow_head)) {
+      l.overflow_head = l.overflow_head->next;
+      if (!l.overflow_head) l.overflow_tail = nullptr;
+    }
+    l.ring->publish();
+    sys_.shard_at(d).wake();
+  }
+  // Lanes that still spill stay dirty until the consumer makes room.
+  dirty_.erase(std::remove_if(dirty_.begin(), dirty_.end(),
+                              [this](std::uint16_t d) { return out_[d].overflow_head == nullptr; }),
+               dirty_.end());
+}
+
+bool shard::run_ready() {
+  if (!ready_head_) return false;
+  // Each actor in the queue at the start gets one turn; newcomers wait for
+  // the next pass, so the lanes are polled between passes.
+  actor_base* last = ready_tail_;
+  for (;;) {
+    actor_base* a = ready_head_;
+    if (!a) break;
+    ready_head_ = acc::next_ready(*a);
+    if (!ready_head_) ready_tail_ = nullptr;
+    acc::state(*a) &= static_cast<std::uint8_t>(~st_ready);
+    const bool was_last = a == last;
+    run_actor(*a);
+    if (was_last) break;
+  }
+  return true;
+}
+
+void shard::run_actor(actor_base& a) {
+  for (unsigned n = 0; n < throughput_; ++n) {
+    envelope* e = acc::head(a);
+    if (!e) return;
+    acc::head(a) = e->next;
+    if (!e->next) acc::tail(a) = nullptr;
+    if (!handle(a, e)) return;
+  }
+  if (acc::head(a)) make_ready(a);
+}
+
+bool shard::handle(actor_base& a, envelope* e) {
+  acc::current(a) = e;
+  if (acc::fiber_slot(a)) return handle_on_fiber(a, e);
+  bool handled = true;
+  std::exception_ptr failure;
+  in_dispatch_ = &a;
+  try {
+    handled = acc::dispatch(a, *e);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  in_dispatch_ = nullptr;
+  if (!failure && sync_failure_) failure = std::exchange(sync_failure_, nullptr);
+  if (acc::state(a) & st_waiting) return false;  // a coroutine handler owns `e` now
+  return finish_message(a, e, handled, failure);
+}
+
+bool shard::finish_message(actor_base& a, envelope* e, bool handled, std::exception_ptr failure) {
+  if (!handled) {
+    dead_letter(e, dead_reason::unhandled, &a);
+  } else {
+    shard_counters::bump(counters_.delivered);
+    if (failure) fail_actor(a, e, failure);
+    destroy_envelope(e);
+  }
+  acc::current(a) = nullptr;
+  if (acc::state(a) & st_stopping) {
+    finalize_stop(a);
+    return false;
+  }
+  return true;
+}
+
+void shard::fail_actor(actor_base& a, envelope* e, std::exception_ptr failure) {
+  // Supervision (restart policies) builds on this: for now a failed actor
+  // stops, and the ask that failed ends at once with the reason.
+  std::string why = describe_failure(failure);
+  spdlog::error("actor {} ({}) failed handling {}: {}", self_of(a).to_string(), actor_name(&a),
+                type_name(e->type), why);
+  if (e->request && !e->is_reply()) {
+    queue_failure(*e, errc::failed,
+                  "actor " + self_of(a).to_string() + " failed handling " + type_name(e->type) +
+                      ": " + why);
+  }
+  acc::state(a) |= st_stopping;
+}
+
+void shard::request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
+
+void shard::finalize_stop(actor_base& a) {
+  const std::uint32_t slot = acc::slot(a);
+  envelope* e = acc::head(a);
+  acc::head(a) = acc::tail(a) = nullptr;
+  while (e) {
+    envelope* next = e->next;
+    dead_letter(e, dead_reason::actor_stopped, &a);
+    e = next;
+  }
+  slot_entry& s = slots_[slot];
+  s.actor = nullptr;
+  s.next_free = free_head_;
+  free_head_ = slot;
+  shard_counters::drop(counters_.live);
+  delete &a;
+}
+
+void shard::begin_task(actor_base& a) noexcept { acc::state(a) |= st_waiting; }
+
+void shard::end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept {
+  acc::state(a) &= static_cast<std::uint8_t>(~st_waiting);
+  if (in_dispatch_ == &a) {  // finished before its first suspension
+    sync_failure_ = failure;
+    return;
+  }
+  acc::current(a) = e;
+  if (finish_message(a, e, true, failure) && acc::head(a)) make_ready(a);
+}
+
+// ---------------------------------------------------------------- asks
+
+void shard::start_ask(pending_ask& p, envelope* request, duration timeout) {
+  std::uint32_t i;
+  if (pending_free_ != UINT32_MAX) {
+    i = pending_free_;
+    pending_free_ = pending_[i].next_free;
+  } else {
+    i = static_cast<std::uint32_t>(pending_.size());
+    pending_.emplace_back();
+  }
+  pending_entry& pe = pending_[i];
+  pe.waiter = &p;
+  pe.generation = pe.generation + 1;
+  pe.target = request->target;
+  pe.timeout = timeout;
+  ++pending_count_;
+  const std::uint64_t id = (static_cast<std::uint64_t>(pe.generation) << 32) | (i + 1);
+  request->request = id;
+  if (phase_ >= shutdown_phase::cancel_waits) timeout = duration::zero();
+  push_timer({now() + timeout, timer_seq_++, timer_kind::ask_timeout, nullptr, {}, id});
+  send(request);
+}
+
+void shard::complete_pending(envelope* reply) {
+  const std::uint64_t id = reply->request;
+  const std::uint32_t i = static_cast<std::uint32_t>(id & 0xffffffffu) - 1;
+  if (i < pending_.size() && pending_[i].waiter &&
+      pending_[i].generation == static_cast<std::uint32_t>(id >> 32)) {
+    pending_entry& pe = pending_[i];
+    pending_ask* w = std::exchange(pe.waiter, nullptr);
+    pe.next_free = pending_free_;
+    pending_free_ = i;
+    --pending_count_;
+    shard_counters::bump(counters_.delivered);
+    w->complete(reply);  // the ask's timer finds the entry gone and does nothing
+    return;
+  }
+  dead_letter(reply, dead_reason::late_reply);
+}
+
+void shard::fail_ask(std::uint64_t request, const pending_entry& p, errc code, std::string text) {
+  (void)p;
+  auto* e = make_envelope(ask_failure{code, std::move(text)}, address{},
+                          address(engine_, index_, 0, 0));
+  e->request = request;
+  e->flags |= flag_reply;
+  shard_counters::bump(counters_.sent);
+  complete_pending(e);
+}
+
+void shard::queue_failure(const envelope& request, errc code, std::string text) {
+  if (request.sender.is_null()) return;
+  send_reply(request, make_envelope(ask_failure{code, std::move(text)}, request.target, request.sender));
+}
+
+bool shard::run_replies() {
+  if (!replies_head_) return false;
+  envelope* list = replies_head_;
+  replies_head_ = replies_tail_ = nullptr;
+  while (list) {
+    envelope* next = list->next;
+    complete_pending(list);
+    list = next;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- timers
+
+void shard::push_timer(timer_entry t) {
+  timers_.push_back(t);
+  std::push_heap(timers_.begin(), timers_.end(), std::greater<>{});
+}
+
+std::optional<time_point> shard::next_timer() const {
+  if (timers_.empty()) return std::nullopt;
+  return timers_.front().when;
+}
+
+timer_id shard::start_timer(duration after, envelope* e) {
+  const timer_id id = timer_seq_++;
+  if (phase_ >= shutdown_phase::cancel_waits) {
+    shard_counters::bump(counters_.sent);
+    dead_letter(e, dead_reason::shutting_down);
+    return id;
+  }
+  live_wakeups_.insert(id);
+  push_timer({now() + after, id, timer_kind::wakeup, e, {}, 0});
+  return id;
+}
+
+bool shard::cancel_timer(timer_id id) noexcept { return live_wakeups_.erase(id) > 0; }
+
+void shard::sleep(duration d, std::coroutine_handle<> h) {
+  if (phase_ >= shutdown_phase::cancel_waits) d = duration::zero();
+  push_timer({now() + d, timer_seq_++, timer_kind::resume, nullptr, h, 0});
+}
+
+bool shard::run_timers() {
+  if (timers_.empty()) return false;
+  const time_point t = now();
+  bool fired = false;
+  while (!timers_.empty() && timers_.front().when <= t) {
+    std::pop_heap(timers_.begin(), timers_.end(), std::greater<>{});
+    timer_entry te = timers_.back();
+    timers_.pop_back();
+    fired = true;
+    switch (te.kind) {
+      case timer_kind::wakeup:
+        if (live_wakeups_.erase(te.seq) > 0) {
+          send(te.msg);
+        } else {
+          destroy_envelope(te.msg);  // cancelled: never sent
+        }
+        break;
+      case timer_kind::resume:
+        te.h.resume();
+        break;
+      case timer_kind::ask_timeout: {
+        const std::uint32_t i = static_cast<std::uint32_t>(te.request & 0xffffffffu) - 1;
+        if (i < pending_.size() && pending_[i].waiter &&
+            pending_[i].generation == static_cast<std::uint32_t>(te.request >> 32)) {
+          const pending_entry& pe = pending_[i];
+          if (phase_ >= shutdown_phase::cancel_waits) {
+            fail_ask(te.request, pe, errc::shutting_down,
+                     "the engine is shutting down; ask to " + pe.target.to_string() + " abandoned");
+          } else {
+            fail_ask(te.request, pe, errc::timeout,
+                     "no reply from " + pe.target.to_string() + " within " +
+                         format_duration(pe.timeout));
+          }
+        }
+        break;
+      }
+    }
+  }
+  return fired;
+}
+
+// ---------------------------------------------------------------- dead letters
+
+void shard::dead_letter(envelope* e, dead_reason why, const actor_base* at) {
+  shard_counters::bump(counters_.dead[static_cast<std::size_t>(why)]);
+  log_dead_letter(*e, why, at);
+  if (e->request && !e->is_reply() && !(e->flags & flag_control)) {
+    std::string text;
+    switch (why) {
+      case dead_reason::unhandled:
+        text = "actor " + e->target.to_string() + " (" + actor_name(at) + ") has no handler for " +
+               type_name(e->type);
+        break;
+      case dead_reason::actor_stopped:
+        text = "actor " + e->target.to_string() + " had stopped before handling " + type_name(e->type);
+        break;
+      case dead_reason::no_route:
+        text = "no link to engine " + std::to_string(e->target.engine()) + " for " +
+               e->target.to_string();
+        break;
+      case dead_reason::shutting_down:
+        text = "the engine is shutting down";
+        break;
+      default:
+        text = "no actor at " + e->target.to_string();
+        break;
+    }
+    queue_failure(*e, errc_for(why), std::move(text));
+  }
+  destroy_envelope(e);
+}
+
+void shard::log_dead_letter(const envelope& e, dead_reason why, const actor_base* at) {
+  // At most 5 lines a second per shard; the rest are summed up. The
+  // counters keep every one.
+  const auto t = clk::now();
+  if (t - log_window_ >= std::chrono::seconds(1)) {
+    if (suppressed_ > 0) spdlog::warn("shard {}: {} more dead letters not logged", index_, suppressed_);
+    log_window_ = t;
+    logged_in_window_ = 0;
+    suppressed_ = 0;
+  }
+  if (logged_in_window_ < 5 && why != dead_reason::shutting_down) {
+    ++logged_in_window_;
+    spdlog::info("dead letter ({}): {} to {}{}{}", to_string(why), type_name(e.type),
+                 e.target.to_string(), at ? " " : "", at ? actor_name(at) : std::string());
+  } else {
+    ++suppressed_;
+  }
+}
+
+// ---------------------------------------------------------------- shutdown
+
+void shard::enter_phase(shutdown_phase p) {
+  phase_ = p;
+  switch (p) {
+    case shutdown_phase::exit_requests:
+      for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+        if (slot_entry& s = slots_[i]; s.actor) {
+          shard_counters::bump(counters_.sent);
+          enqueue(*s.actor, make_envelope(exit_request{}, address{},
+                                          address(engine_, index_, i, s.incarnation)));
+        }
+      }
+      break;
+    case shutdown_phase::cancel_waits: {
+      // Asks end with an error, sleeps end now, wakeups are dead letters.
+      std::vector<timer_entry> timers = std::move(timers_);
+      timers_.clear();
+      for (timer_entry& te : timers) {
+        if (te.kind == timer_kind::wakeup) {
+          if (live_wakeups_.erase(te.seq) > 0) {
+            shard_counters::bump(counters_.sent);
+            dead_letter(te.msg, dead_reason::shutting_down);
+          } else {
+            destroy_envelope(te.msg);
+          }
+        } else {
+          te.when = now();
+          push_timer(te);
+        }
+      }
+      break;
+    }
+    case shutdown_phase::closed:
+      close();
+      break;
+    case shutdown_phase::running:
+      break;
+  }
+  phase_ack_.store(p, std::memory_order_release);
+}
+
+void shard::close() {
+  for (auto& [slot, list] : parked_) {
+    for (envelope* e : list) dead_letter(e, dead_reason::shutting_down);
+  }
+  parked_.clear();
+  for (slot_entry& s : slots_) {
+    if (!s.actor) continue;
+    actor_base& a = *s.actor;
+    if (acc::state(a) & st_waiting) {
+      // Still inside a handler that never ended: its frame is abandoned with
+      // the actor, and its message counted as shutting-down.
+      spdlog::warn("actor {} ({}) still busy at shutdown", self_of(a).to_string(), actor_name(&a));
+    }
+    finalize_stop(a);
+  }
+  ready_head_ = ready_tail_ = nullptr;
+  // Asks still open here were started after their actors' last chance to
+  // end them; nobody will resume their waiters.
+  for (pending_entry& pe : pending_) pe.waiter = nullptr;
+  pending_count_ = 0;
+  run_replies();
+  flush_outbound();
+}
+
+bool shard::drain_after_close() {
+  bool work = drain_inbound();
+  work |= run_replies();  // nobody waits any more: late replies
+  work |= !dirty_.empty();
+  flush_outbound();
+  return work;
+}
+
+// ---------------------------------------------------------------- entry points
+
+void send(shard& s, envelope* e) { s.send(e); }
+void send_reply(shard& s, const envelope& request, envelope* reply) { s.send_reply(request, reply); }
+void start_ask(shard& s, pending_ask& p, envelope* request, duration timeout) {
+  s.start_ask(p, request, timeout);
+}
+timer_id start_timer(shard& s, duration after, envelope* e) { return s.start_timer(after, e); }
+bool cancel_timer(shard& s, timer_id id) noexcept { return s.cancel_timer(id); }
+void sleep(shard& s, duration d, std::coroutine_handle<> h) { s.sleep(d, h); }
+void begin_task(actor_base& a) noexcept { acc::home(a)->begin_task(a); }
+void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept {
+  acc::home(a)->end_task(a, e, failure);
+}
+void request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
+address self_of(const actor_base& a) noexcept {
+  const shard* s = acc::home(a);
+  if (!s) return {};
+  return address(s->engine(), s->index(), acc::slot(a), acc::incarnation(a));
+}
+std::uint16_t shard_index(const shard& s) noexcept { return s.index(); }
+std::size_t shard_count(const shard& s) noexcept { return s.shard_count(); }
+shard* current_shard() noexcept { return this_shard; }
+
+}  // namespace troupe::internal
+
+namespace troupe {
+
+void sleep_for::await_suspend(std::coroutine_handle<> h) const {
+  internal::shard* s = internal::this_shard;
+  if (!s) throw std::logic_error("troupe::sleep_for awaited outside an actor's shard");
+  s->sleep(d, h);
+}
+
+}  // namespace troupe

@@ -1,0 +1,248 @@
+#pragma once
+// A shard: one thread, one reactor, its actors, their mailboxes, a run
+// queue, timers, pending asks, and the lanes to and from the other shards.
+//
+//   other shards ──spsc_ring──▶ ┌──────── shard ────────┐ ──spsc_ring──▶ other shards
+//   outside threads ──queue───▶ │ run queue → actors    │ ──▶ outside askers
+//                               │ timers, pending asks  │
+//                               └── reactor (io_uring) ─┘
+//
+// Invariant: an actor's mailbox, state and slot are touched only by its
+// shard's thread; everything that crosses threads is in spsc_ring, the
+// outside queue (mutex, outside threads only) or a relaxed counter.
+
+#include <atomic>
+#include <chrono>
+#include <coroutine>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "spsc_ring.hpp"
+#include "troupe/actor.hpp"
+#include "troupe/io/reactor.hpp"
+#include "troupe/system.hpp"
+
+namespace troupe::internal {
+
+class system_impl;
+using envelope_ring = spsc_ring<envelope>;
+using time_point = std::chrono::steady_clock::time_point;
+
+/// Counters a shard writes and anyone may read. One writer each, so a
+/// relaxed load+store (no locked instruction) is enough.
+struct shard_counters {
+  std::atomic<std::uint64_t> sent{0};
+  std::atomic<std::uint64_t> delivered{0};
+  std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(dead_reason::count_)> dead{};
+  std::atomic<std::uint64_t> spawned{0};
+  std::atomic<std::uint64_t> live{0};
+
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) noexcept {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  static void drop(std::atomic<std::uint64_t>& c) noexcept {
+    c.store(c.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+};
+
+/// Shutdown steps, sent to each shard by system::stop().
+enum class shutdown_phase : std::uint8_t { running, exit_requests, cancel_waits, closed };
+
+class shard {
+ public:
+  shard(system_impl& sys, std::uint16_t index, std::uint32_t engine, bool inline_mode,
+        unsigned throughput);
+  ~shard();
+  shard(const shard&) = delete;
+  shard& operator=(const shard&) = delete;
+
+  /// Connects the lanes. Before any thread starts.
+  void connect(std::vector<envelope_ring*> inbound, std::vector<envelope_ring*> outbound);
+  /// On the shard's own thread, before run(): sets up its reactor.
+  void attach(io::backend_choice io);
+  /// The shard thread's loop; returns once the shard is closed.
+  void run();
+  /// One pass without sleeping (inline mode drives this). True if it did work.
+  bool step();
+
+  // --- own thread ---
+  void send(envelope* e);
+  void send_reply(const envelope& request, envelope* reply);
+  void start_ask(pending_ask& p, envelope* request, duration timeout);
+  timer_id start_timer(duration after, envelope* e);
+  bool cancel_timer(timer_id id) noexcept;
+  void sleep(duration d, std::coroutine_handle<> h);
+  /// Installs `a` on this shard now, in a free slot.
+  address spawn_local(actor_base* a);
+  void begin_task(actor_base& a) noexcept;
+  void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept;
+  void request_stop(actor_base& a) noexcept;
+  /// A fiber's ask completed: resumes it and finishes its message if done.
+  void resume_fiber(actor_base& a);
+  void dead_letter(envelope* e, dead_reason why, const actor_base* at = nullptr);
+
+  // --- inline mode (own thread) ---
+  std::optional<time_point> next_timer() const;
+  void advance_clock(time_point t) { virtual_now_ = t; }
+  time_point now() const;
+
+  // --- any thread ---
+  std::uint16_t index() const noexcept { return index_; }
+  std::uint32_t engine() const noexcept { return engine_; }
+  std::size_t shard_count() const noexcept { return out_.size(); }
+  system_impl& owner() noexcept { return sys_; }
+  /// Queues `e` from an outside thread (or a control message) and wakes the shard.
+  void post_outside(envelope* e);
+  /// A fresh slot for an actor this shard will install later.
+  std::uint32_t reserve_slot() noexcept { return fresh_.fetch_add(1, std::memory_order_relaxed); }
+  void wake() noexcept;
+  bool idle() const noexcept { return sleeping_.load(std::memory_order_acquire); }
+  std::uint64_t activity() const noexcept { return activity_.load(std::memory_order_acquire); }
+  shutdown_phase phase() const noexcept { return phase_ack_.load(std::memory_order_acquire); }
+  bool outside_empty() const noexcept { return !outside_pending_.load(std::memory_order_acquire); }
+  const shard_counters& counters() const noexcept { return counters_; }
+  std::uint64_t live_actors() const noexcept { return counters_.live.load(std::memory_order_relaxed); }
+  std::string io_description() const;
+
+  /// After the thread has ended: dead-letters what is still queued inbound.
+  /// Returns true while it finds something.
+  bool drain_after_close();
+
+ private:
+  struct slot_entry {
+    actor_base* actor = nullptr;
+    std::uint32_t incarnation = 0;  ///< of the current or last occupant; 0 = never used
+    std::uint32_t next_free = 0;
+  };
+  struct pending_entry {
+    pending_ask* waiter = nullptr;
+    std::uint32_t generation = 0;
+    std::uint32_t next_free = 0;
+    address target;
+    duration timeout{};
+  };
+  enum class timer_kind : std::uint8_t { wakeup, resume, ask_timeout };
+  struct timer_entry {
+    time_point when;
+    std::uint64_t seq;
+    timer_kind kind;
+    envelope* msg;              // wakeup
+    std::coroutine_handle<> h;  // resume
+    std::uint64_t request;      // ask_timeout
+    bool operator>(const timer_entry& o) const noexcept {
+      return when != o.when ? when > o.when : seq > o.seq;
+    }
+  };
+  struct lane {
+    envelope_ring* ring = nullptr;
+    envelope* overflow_head = nullptr;  // order-keeping spill when the ring is full
+    envelope* overflow_tail = nullptr;
+  };
+
+  // routing
+  void deliver_here(envelope* e);
+  void enqueue(actor_base& a, envelope* e);
+  void make_ready(actor_base& a);
+  void park(std::uint32_t slot, envelope* e);
+  void handle_control(envelope* e);
+  void install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation);
+  slot_entry& entry(std::uint32_t slot);
+
+  // running
+  bool drain_inbound();
+  bool run_ready();
+  bool run_replies();
+  bool run_timers();
+  void flush_outbound();
+  void run_actor(actor_base& a);
+  /// False when the actor cannot take its next message now.
+  bool handle(actor_base& a, envelope* e);
+  bool handle_on_fiber(actor_base& a, envelope* e);
+  /// Returns false if the actor ended.
+  bool finish_message(actor_base& a, envelope* e, bool handled, std::exception_ptr failure);
+  void fail_actor(actor_base& a, envelope* e, std::exception_ptr failure);
+  void finalize_stop(actor_base& a);
+  void sleep_until_work();
+
+  // asks
+  void complete_pending(envelope* reply);
+  void fail_ask(std::uint64_t request, const pending_entry& p, errc code, std::string text);
+  void queue_failure(const envelope& request, errc code, std::string text);
+
+  // shutdown
+  void enter_phase(shutdown_phase p);
+  void close();
+
+  void push_timer(timer_entry t);
+  void log_dead_letter(const envelope& e, dead_reason why, const actor_base* at);
+
+  system_impl& sys_;
+  const std::uint16_t index_;
+  const std::uint32_t engine_;
+  const bool inline_;
+  const unsigned throughput_;
+  std::unique_ptr<io::reactor> reactor_;
+
+  // actors
+  std::vector<slot_entry> slots_;
+  std::uint32_t free_head_ = UINT32_MAX;
+  std::atomic<std::uint32_t> fresh_{0};
+  std::unordered_map<std::uint32_t, std::vector<envelope*>> parked_;
+  actor_base* ready_head_ = nullptr;
+  actor_base* ready_tail_ = nullptr;
+  actor_base* in_dispatch_ = nullptr;
+  std::exception_ptr sync_failure_;
+  envelope* replies_head_ = nullptr;
+  envelope* replies_tail_ = nullptr;
+
+  // lanes
+  std::vector<envelope_ring*> in_;
+  std::vector<lane> out_;
+  std::vector<std::uint16_t> dirty_;  // lanes with unpublished items
+  std::mutex outside_lock_;
+  envelope* outside_head_ = nullptr;
+  envelope* outside_tail_ = nullptr;
+  std::atomic<bool> outside_pending_{false};
+
+  // time
+  std::vector<timer_entry> timers_;  // min-heap on (when, seq)
+  std::uint64_t timer_seq_ = 1;
+  std::unordered_set<timer_id> live_wakeups_;
+  time_point virtual_now_{};
+
+  // asks
+  std::vector<pending_entry> pending_;
+  std::uint32_t pending_free_ = UINT32_MAX;
+  std::size_t pending_count_ = 0;
+
+  // sleep / wake
+  std::atomic<bool> sleeping_{false};
+  std::atomic<std::uint64_t> activity_{0};
+
+  // shutdown
+  shutdown_phase phase_ = shutdown_phase::running;
+  std::atomic<shutdown_phase> phase_ack_{shutdown_phase::running};
+
+  // placement
+  std::uint32_t round_robin_ = 0;
+
+  // dead-letter log rate limit
+  time_point log_window_{};
+  unsigned logged_in_window_ = 0;
+  std::uint64_t suppressed_ = 0;
+
+  shard_counters counters_;
+
+  friend class system_impl;
+};
+
+/// The shard whose thread is running (nullptr elsewhere).
+extern thread_local shard* this_shard;
+
+}  // namespace troupe::internal

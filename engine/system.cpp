@@ -1,0 +1,383 @@
+#include "troupe/system.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "actor_access.hpp"
+#include "system_impl.hpp"
+
+namespace troupe::internal {
+
+namespace {
+
+// Lane capacity between two shards. Past it, a producer spills into an
+// order-keeping overflow list, so a burst never blocks nor drops.
+constexpr std::size_t lane_capacity = 8192;
+// How long stop() waits for the engine to fall quiet at each step before it
+// moves on regardless (and says so).
+constexpr auto quiet_limit = std::chrono::seconds(30);
+
+}  // namespace
+
+system_impl::system_impl(system_options options) : options_(options) {
+  unsigned n = options_.inline_mode ? 1u
+               : options_.shards     ? options_.shards
+                                     : std::max(1u, std::thread::hardware_concurrency());
+  if (n >= address::outside_shard) {
+    throw std::invalid_argument("system_options::shards must be below 65535, got " +
+                                std::to_string(n));
+  }
+  rings_.resize(static_cast<std::size_t>(n) * n);
+  for (unsigned s = 0; s < n; ++s) {
+    shards_.push_back(std::make_unique<shard>(*this, static_cast<std::uint16_t>(s),
+                                              options_.engine_id, options_.inline_mode,
+                                              options_.throughput));
+  }
+  for (unsigned src = 0; src < n; ++src) {
+    for (unsigned dst = 0; dst < n; ++dst) {
+      if (src != dst) rings_[src * n + dst] = std::make_unique<envelope_ring>(lane_capacity);
+    }
+  }
+  for (unsigned s = 0; s < n; ++s) {
+    std::vector<envelope_ring*> in(n), out(n);
+    for (unsigned o = 0; o < n; ++o) {
+      in[o] = rings_[o * n + s].get();
+      out[o] = rings_[s * n + o].get();
+    }
+    shards_[s]->connect(std::move(in), std::move(out));
+  }
+  if (options_.inline_mode) {
+    shard* saved = this_shard;
+    shards_[0]->attach(options_.io);
+    this_shard = saved;
+  } else {
+    start_threads();
+  }
+}
+
+void system_impl::start_threads() {
+  // The threads outlive this function's frame: the gate they wait on is
+  // shared with them, not borrowed.
+  struct start_gate {
+    std::mutex lock;
+    std::condition_variable cv;
+    std::size_t attached = 0;
+    bool go = false, abort = false;
+    std::string failure;
+  };
+  auto gate = std::make_shared<start_gate>();
+  const io::backend_choice io = options_.io;
+  for (auto& sp : shards_) {
+    shard* s = sp.get();
+    threads_.emplace_back([gate, s, io] {
+      std::string failure;
+      try {
+        s->attach(io);
+      } catch (const std::exception& ex) {
+        failure = ex.what();
+      }
+      std::unique_lock g(gate->lock);
+      if (!failure.empty() && gate->failure.empty()) gate->failure = failure;
+      ++gate->attached;
+      gate->cv.notify_all();
+      gate->cv.wait(g, [&] { return gate->go || gate->abort; });
+      if (gate->abort) return;
+      g.unlock();
+      s->run();
+    });
+  }
+  std::unique_lock g(gate->lock);
+  gate->cv.wait(g, [&] { return gate->attached == shards_.size(); });
+  if (!gate->failure.empty()) {
+    gate->abort = true;
+    gate->cv.notify_all();
+    g.unlock();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    stopped_ = true;
+    throw io::setup_error(gate->failure);
+  }
+  gate->go = true;
+  gate->cv.notify_all();
+  g.unlock();
+  spdlog::debug("engine {}: {} shards on {}", options_.engine_id, shards_.size(),
+                shards_[0]->io_description());
+}
+
+system_impl::~system_impl() { stop(); }
+
+std::uint16_t system_impl::place(const spawn_options& o, const shard* from) {
+  const std::size_t n = shards_.size();
+  if (o.shard >= 0) return static_cast<std::uint16_t>(static_cast<std::size_t>(o.shard) % n);
+  switch (o.where) {
+    case placement::local:
+      return from ? from->index() : 0;
+    case placement::automatic:
+      if (from) return from->index();
+      [[fallthrough]];
+    case placement::round_robin:
+      if (from) {
+        auto& rr = const_cast<shard*>(from)->round_robin_;
+        return static_cast<std::uint16_t>(rr++ % n);
+      }
+      return static_cast<std::uint16_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) % n);
+    case placement::least_loaded: {
+      std::size_t best = 0;
+      for (std::size_t i = 1; i < n; ++i) {
+        if (shards_[i]->live_actors() < shards_[best]->live_actors()) best = i;
+      }
+      return static_cast<std::uint16_t>(best);
+    }
+  }
+  return 0;
+}
+
+void system_impl::dead_letter_outside(envelope* e, dead_reason why) {
+  shard_counters::bump(outside_counters.dead[static_cast<std::size_t>(why)]);
+  if (e->request && e->sender.shard() == address::outside_shard) {
+    auto* r = make_envelope(ask_failure{why == dead_reason::shutting_down ? errc::shutting_down
+                                                                           : errc::dead_actor,
+                                        "cannot deliver to " + e->target.to_string() + ": " +
+                                            to_string(why)},
+                            e->target, e->sender);
+    r->request = e->request;
+    r->flags |= flag_reply;
+    shard_counters::bump(outside_counters.sent);
+    if (deliver_outside(r)) {
+      shard_counters::bump(outside_counters.delivered);
+    } else {
+      shard_counters::bump(outside_counters.dead[static_cast<std::size_t>(dead_reason::late_reply)]);
+      destroy_envelope(r);
+    }
+  }
+  destroy_envelope(e);
+}
+
+void system_impl::outside_send(envelope* e) {
+  const bool control = (e->flags & flag_control) != 0;
+  if (!control) shard_counters::bump(outside_counters.sent);
+  const address to = e->target;
+  dead_reason why = dead_reason::count_;
+  if (stopped()) why = dead_reason::shutting_down;
+  else if (to.engine() != options_.engine_id) why = to.is_null() ? dead_reason::no_such_actor : dead_reason::no_route;
+  else if (to.shard() >= shards_.size()) why = dead_reason::no_such_actor;
+  if (why != dead_reason::count_) {
+    if (control) {
+      if (e->type == type_id<install_actor>()) delete e->as<install_actor>().actor;
+      destroy_envelope(e);
+      return;
+    }
+    dead_letter_outside(e, why);
+    return;
+  }
+  shards_[to.shard()]->post_outside(e);
+}
+
+bool system_impl::deliver_outside(envelope* reply) {
+  std::lock_guard g(waiters_lock_);
+  auto it = waiters_.find(reply->request);
+  if (it == waiters_.end()) return false;
+  it->second->reply = reply;
+  waiters_.erase(it);
+  waiters_cv_.notify_all();
+  return true;
+}
+
+envelope* system_impl::outside_ask(envelope* request, duration timeout) {
+  if (this_shard && !options_.inline_mode) {
+    destroy_envelope(request);
+    return make_envelope(ask_failure{errc::misuse,
+                                     "system::ask called on a shard thread; in an actor, use "
+                                     "co_await ask<R>(...) or blocking_ask<R>(...)"},
+                         address{}, address{});
+  }
+  outside_waiter w;
+  const std::uint64_t id = next_request_.fetch_add(1, std::memory_order_relaxed);
+  const address target = request->target;
+  request->request = id;
+  request->sender = address(options_.engine_id, address::outside_shard, 0, 1);
+  {
+    std::lock_guard g(waiters_lock_);
+    waiters_[id] = &w;
+  }
+  outside_send(request);
+  auto has_reply = [&] {
+    std::lock_guard g(waiters_lock_);
+    return w.reply != nullptr;
+  };
+  if (options_.inline_mode) {
+    shard& s = *shards_[0];
+    shard* saved = std::exchange(this_shard, &s);
+    const time_point deadline = s.now() + timeout;
+    while (!has_reply()) {
+      if (s.step()) continue;
+      auto next = s.next_timer();
+      if (next && *next <= deadline) {
+        s.advance_clock(std::max(s.now(), *next));
+        continue;
+      }
+      s.advance_clock(deadline);  // nothing can answer before the deadline
+      break;
+    }
+    this_shard = saved;
+  } else {
+    std::unique_lock g(waiters_lock_);
+    waiters_cv_.wait_for(g, timeout, [&] { return w.reply != nullptr; });
+  }
+  std::lock_guard g(waiters_lock_);
+  waiters_.erase(id);
+  if (w.reply) return w.reply;
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
+  return make_envelope(ask_failure{errc::timeout, "no reply from " + target.to_string() +
+                                                      " within " + std::to_string(ms) + "ms"},
+                       address{}, address{});
+}
+
+std::uint64_t system_impl::run_until_idle() {
+  if (!options_.inline_mode) {
+    throw std::logic_error("system::run_until_idle is for inline mode (system_options::inline_mode)");
+  }
+  shard& s = *shards_[0];
+  shard* saved = std::exchange(this_shard, &s);
+  const std::uint64_t before = s.counters().delivered.load(std::memory_order_relaxed);
+  for (;;) {
+    if (s.step()) continue;
+    auto next = s.next_timer();
+    if (!next) break;
+    s.advance_clock(std::max(s.now(), *next));
+  }
+  this_shard = saved;
+  return s.counters().delivered.load(std::memory_order_relaxed) - before;
+}
+
+void system_impl::broadcast_phase(shutdown_phase p) {
+  for (auto& s : shards_) {
+    auto* e = make_envelope(enter_phase_msg{p}, address{}, address(options_.engine_id, s->index(), 0, 0));
+    e->flags |= flag_control;
+    s->post_outside(e);
+  }
+}
+
+void system_impl::wait_quiet() {
+  // Quiet: every shard asleep with nothing queued to it, twice in a row
+  // with no shard having done any work in between.
+  auto snapshot = [this](std::vector<std::uint64_t>& activity) {
+    activity.clear();
+    for (auto& s : shards_) {
+      if (!s->idle() || !s->outside_empty()) return false;
+      activity.push_back(s->activity());
+    }
+    for (auto& r : rings_) {
+      if (r && !r->empty_hint()) return false;
+    }
+    return true;
+  };
+  const auto limit = std::chrono::steady_clock::now() + quiet_limit;
+  std::vector<std::uint64_t> first, second;
+  while (std::chrono::steady_clock::now() < limit) {
+    if (snapshot(first)) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      if (snapshot(second) && first == second) return;
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+  }
+  spdlog::warn("engine {}: still busy after {}s of shutdown; closing anyway", options_.engine_id,
+               quiet_limit.count());
+}
+
+void system_impl::stop() {
+  std::lock_guard g(stop_lock_);
+  if (stopped()) return;
+  const shutdown_phase steps[] = {shutdown_phase::exit_requests, shutdown_phase::cancel_waits,
+                                  shutdown_phase::closed};
+  if (options_.inline_mode) {
+    shard& s = *shards_[0];
+    shard* saved = std::exchange(this_shard, &s);
+    for (shutdown_phase p : steps) {
+      broadcast_phase(p);
+      while (s.step()) {
+      }
+    }
+    this_shard = saved;
+  } else {
+    for (shutdown_phase p : steps) {
+      broadcast_phase(p);
+      if (p != shutdown_phase::closed) wait_quiet();
+    }
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  stopped_.store(true, std::memory_order_release);
+  // Whatever reached a closed shard becomes a dead letter here, on this
+  // thread, now that no shard thread runs.
+  for (int round = 0; round < 1000; ++round) {
+    bool work = false;
+    for (auto& s : shards_) work |= s->drain_after_close();
+    if (!work) break;
+  }
+  const stats st = counters();
+  spdlog::info("engine {} stopped: {} sent, {} delivered, {} dead letters", options_.engine_id,
+               st.sent, st.delivered, st.dead_letters);
+}
+
+stats system_impl::counters() const {
+  stats st;
+  auto add = [&st](const shard_counters& c) {
+    st.sent += c.sent.load(std::memory_order_relaxed);
+    st.delivered += c.delivered.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < st.dead_by_reason.size(); ++i) {
+      st.dead_by_reason[i] += c.dead[i].load(std::memory_order_relaxed);
+    }
+    st.actors_live += c.live.load(std::memory_order_relaxed);
+    st.actors_spawned += c.spawned.load(std::memory_order_relaxed);
+  };
+  add(outside_counters);
+  for (auto& s : shards_) add(s->counters());
+  for (auto d : st.dead_by_reason) st.dead_letters += d;
+  return st;
+}
+
+std::string system_impl::io_description() const { return shards_[0]->io_description(); }
+
+// ---------------------------------------------------------------- entry points
+
+address spawn_actor(shard* from, system_impl* sys, actor_base* a, const spawn_options& o) {
+  system_impl& s = from ? from->owner() : *sys;
+  const std::uint16_t target = s.place(o, from);
+  if (from && target == from->index()) return from->spawn_local(a);
+  shard& t = s.shard_at(target);
+  const address addr(s.engine(), target, t.reserve_slot(), 1);
+  envelope* e = make_envelope(install_actor{a}, address{}, addr);
+  e->flags |= flag_control;
+  if (from) {
+    from->send(e);
+  } else {
+    s.outside_send(e);
+  }
+  return addr;
+}
+
+void outside_send(system_impl& sys, envelope* e) { sys.outside_send(e); }
+envelope* outside_ask(system_impl& sys, envelope* request, duration timeout) {
+  return sys.outside_ask(request, timeout);
+}
+
+}  // namespace troupe::internal
+
+namespace troupe {
+
+system::system(system_options options)
+    : impl_(std::make_unique<internal::system_impl>(options)) {}
+system::~system() = default;
+
+std::uint64_t system::run_until_idle() { return impl_->run_until_idle(); }
+void system::stop() { impl_->stop(); }
+std::size_t system::shard_count() const noexcept { return impl_->shard_count(); }
+std::uint32_t system::engine_id() const noexcept { return impl_->engine(); }
+stats system::counters() const { return impl_->counters(); }
+std::string system::io_description() const { return impl_->io_description(); }
+
+}  // namespace troupe

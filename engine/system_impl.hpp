@@ -1,0 +1,76 @@
+#pragma once
+// The engine behind troupe::system: shards, their threads and lanes, the
+// outside askers, and the shutdown coordinator.
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "shard.hpp"
+#include "troupe/system.hpp"
+
+namespace troupe::internal {
+
+/// Control payloads: messages for a shard itself, not for an actor.
+struct install_actor {
+  actor_base* actor;
+};
+struct enter_phase_msg {
+  shutdown_phase phase;
+};
+
+class system_impl {
+ public:
+  explicit system_impl(system_options options);
+  ~system_impl();
+
+  void stop();
+  std::uint64_t run_until_idle();
+
+  shard& shard_at(std::size_t i) { return *shards_[i]; }
+  std::size_t shard_count() const noexcept { return shards_.size(); }
+  std::uint32_t engine() const noexcept { return options_.engine_id; }
+  bool inline_mode() const noexcept { return options_.inline_mode; }
+  bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
+
+  /// Chooses the shard for a new actor.
+  std::uint16_t place(const spawn_options& o, const shard* from);
+  void outside_send(envelope* e);
+  envelope* outside_ask(envelope* request, duration timeout);
+  /// From a shard: a reply to an outside asker. False if nobody waits (late).
+  bool deliver_outside(envelope* reply);
+
+  stats counters() const;
+  std::string io_description() const;
+
+  /// Counted where no shard is involved (outside sends, after stop).
+  shard_counters outside_counters;
+
+ private:
+  struct outside_waiter {
+    envelope* reply = nullptr;
+  };
+  void start_threads();
+  void wait_quiet();
+  void broadcast_phase(shutdown_phase p);
+  void dead_letter_outside(envelope* e, dead_reason why);
+
+  system_options options_;
+  std::vector<std::unique_ptr<envelope_ring>> rings_;
+  std::vector<std::unique_ptr<shard>> shards_;
+  std::vector<std::thread> threads_;
+  std::atomic<std::uint32_t> round_robin_{0};
+  std::atomic<bool> stopped_{false};
+  std::mutex stop_lock_;
+
+  std::mutex waiters_lock_;
+  std::condition_variable waiters_cv_;
+  std::unordered_map<std::uint64_t, outside_waiter*> waiters_;
+  std::atomic<std::uint64_t> next_request_{1};
+};
+
+}  // namespace troupe::internal
