@@ -50,7 +50,7 @@ int serve(unsigned shards, const std::string& io_choice) {
 
 int main(int argc, char** argv) {
   CLI::App app{"troupe: an actor engine"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);  // none: print help; an unknown word is named as such
   std::string level = "info";
   app.add_option("--log-level", level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -67,6 +67,10 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::from_str(level));
+  if (app.get_subcommands().empty()) {
+    std::cerr << app.help() << "a command is required: serve or probe\n";
+    return 2;
+  }
 
   if (*probe_cmd) {
     auto p = troupe::io::probe();

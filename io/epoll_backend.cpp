@@ -30,18 +30,21 @@ class epoll_backend final : public reactor_backend {
   }
 
   int wait(bool block, std::optional<clock::duration> timeout) override {
-    int ms = 0;
-    if (block) {
-      if (!timeout) {
-        ms = -1;
-      } else {
-        // Round up: waking early only to sleep again burns CPU.
-        auto us = std::chrono::duration_cast<std::chrono::microseconds>(*timeout).count();
-        ms = static_cast<int>((us + 999) / 1000);
-      }
-    }
+    const auto deadline = clock::now() + timeout.value_or(clock::duration::zero());
     epoll_event events[16];
-    int n = ::epoll_wait(epfd_, events, 16, ms);
+    int n;
+    do {
+      int ms = 0;
+      if (block && !timeout) {
+        ms = -1;
+      } else if (block) {
+        // Round up: waking early only to sleep again burns CPU.
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - clock::now()).count();
+        ms = us <= 0 ? 0 : static_cast<int>((us + 999) / 1000);
+      }
+      n = ::epoll_wait(epfd_, events, 16, ms);
+      // EINTR: a signal, or io_uring task work queued to this thread.
+    } while (n < 0 && errno == EINTR);
     if (n <= 0) return 0;
     for (int i = 0; i < n; ++i) {
       if (events[i].data.fd == efd_) {

@@ -67,7 +67,10 @@ class uring_backend final : public reactor_backend {
         ts.tv_sec = ns / 1'000'000'000;
         ts.tv_nsec = ns % 1'000'000'000;
       }
-      int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout ? &ts : nullptr, nullptr);
+      int rc;
+      do {
+        rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout ? &ts : nullptr, nullptr);
+      } while (rc == -EINTR && !timeout);  // with a timeout, the caller's loop re-waits
       if (rc < 0 && rc != -ETIME && rc != -EINTR) return 0;
     } else if (io_uring_sq_ready(&ring_) > 0) {
       io_uring_submit(&ring_);

@@ -1,1 +1,373 @@
-int main(){}
+// troupe-perf: the engine's side of the comparison workloads. The same
+// workloads, with the same definitions, are in perf/peers/caf and
+// perf/peers/erlang; perf/compare.sh runs them all in one go.
+//
+//   troupe-perf --workload NAME --shards S [--n N] [--runs R] [--json]
+//
+// Each run prints `troupe <workload> <value> <unit>` (or a JSON object);
+// with several runs a closing `# ... median min max` comment line follows.
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "troupe/troupe.hpp"
+
+using namespace std::chrono_literals;
+using troupe::address;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+template <class T>
+void do_not_optimize(T& value) {
+  asm volatile("" : "+m"(value) : : "memory");
+}
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+long rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      long kb = 0;
+      in >> kb;
+      return kb * 1024;
+    }
+    in.ignore(4096, '\n');
+  }
+  return 0;
+}
+
+/// How a workload tells the measuring thread it is done.
+struct finish_line {
+  std::promise<std::int64_t> done;
+};
+
+struct measurement {
+  std::string workload;
+  double value;
+  std::string unit;
+};
+
+troupe::system_options shards(unsigned n) {
+  troupe::system_options o;
+  o.shards = n;
+  return o;
+}
+
+// -- pingpong ----------------------------------------------------------------
+
+struct ping {};
+struct pong {};
+struct start {};
+
+struct pong_actor : troupe::actor<pong_actor, ping> {
+  void on(const ping&) { tell(sender(), pong{}); }
+};
+
+struct ping_actor : troupe::actor<ping_actor, start, pong> {
+  address peer;
+  std::uint64_t left;
+  finish_line* finish;
+  ping_actor(address p, std::uint64_t n, finish_line* f) : peer(p), left(n), finish(f) {}
+  void on(const start&) { tell(peer, ping{}); }
+  void on(const pong&) {
+    if (--left == 0) {
+      finish->done.set_value(0);
+      return;
+    }
+    tell(peer, ping{});
+  }
+};
+
+measurement run_pingpong(unsigned n_shards, bool cross, std::uint64_t n) {
+  troupe::system sys(shards(n_shards));
+  finish_line fin;
+  auto done = fin.done.get_future();
+  address po = sys.spawn<pong_actor>(troupe::spawn_options{.shard = cross ? 1 : 0});
+  address pi = sys.spawn<ping_actor>(troupe::spawn_options{.shard = 0}, po, n, &fin);
+  auto t0 = clock_type::now();
+  sys.tell(pi, start{});
+  done.wait();
+  double rate = static_cast<double>(n) / seconds_since(t0);
+  return {cross ? "pingpong-cross" : "pingpong", rate, "rt/s"};
+}
+
+// -- fan-in --------------------------------------------------------------------
+
+struct hit {};
+struct go_on {};
+constexpr std::uint64_t fanin_burst = 1000;
+
+struct fanin_receiver : troupe::actor<fanin_receiver, hit> {
+  std::uint64_t left;
+  finish_line* finish;
+  fanin_receiver(std::uint64_t n, finish_line* f) : left(n), finish(f) {}
+  void on(const hit&) {
+    if (--left == 0) finish->done.set_value(0);
+  }
+};
+
+struct fanin_sender : troupe::actor<fanin_sender, go_on> {
+  address receiver;
+  std::uint64_t left;
+  fanin_sender(address r, std::uint64_t n) : receiver(r), left(n) {}
+  void on(const go_on&) {
+    const std::uint64_t k = std::min(left, fanin_burst);
+    for (std::uint64_t i = 0; i < k; ++i) tell(receiver, hit{});
+    left -= k;
+    if (left > 0) {
+      tell(self(), go_on{});
+    } else {
+      stop();
+    }
+  }
+};
+
+measurement run_fanin(unsigned n_shards, std::uint64_t k, std::uint64_t n) {
+  troupe::system sys(shards(n_shards));
+  finish_line fin;
+  auto done = fin.done.get_future();
+  address r = sys.spawn<fanin_receiver>(troupe::spawn_options{.shard = 0}, n, &fin);
+  std::vector<address> senders;
+  for (std::uint64_t i = 0; i < k; ++i) {
+    // Senders start on the shard after the receiver's, so K = 1 crosses shards.
+    senders.push_back(sys.spawn<fanin_sender>(troupe::spawn_options{.shard = static_cast<int>(i + 1)},
+                                              r, n / k + (i < n % k ? 1 : 0)));
+  }
+  auto t0 = clock_type::now();
+  for (auto& s : senders) sys.tell(s, go_on{});
+  done.wait();
+  return {"fanin-k" + std::to_string(k), static_cast<double>(n) / seconds_since(t0), "msg/s"};
+}
+
+// -- ring ----------------------------------------------------------------------
+
+constexpr std::size_t ring_size = 503;
+struct token {
+  std::uint64_t count;
+};
+struct next_is {
+  address next;
+};
+
+struct ring_node : troupe::actor<ring_node, next_is, token> {
+  address next;
+  std::uint64_t hops;
+  finish_line* finish;
+  ring_node(std::uint64_t h, finish_line* f) : hops(h), finish(f) {}
+  void on(const next_is& m) { next = m.next; }
+  void on(const token& t) {
+    if (t.count >= hops) {
+      finish->done.set_value(0);
+      return;
+    }
+    tell(next, token{t.count + 1});
+  }
+};
+
+measurement run_ring(unsigned n_shards, std::uint64_t hops) {
+  troupe::system sys(shards(n_shards));
+  finish_line fin;
+  auto done = fin.done.get_future();
+  std::vector<address> nodes;
+  for (std::size_t i = 0; i < ring_size; ++i) {
+    nodes.push_back(sys.spawn<ring_node>(troupe::spawn_options{.shard = 0}, hops, &fin));
+  }
+  for (std::size_t i = 0; i < ring_size; ++i) sys.tell(nodes[i], next_is{nodes[(i + 1) % ring_size]});
+  auto t0 = clock_type::now();
+  sys.tell(nodes[0], token{0});
+  done.wait();
+  return {"ring", static_cast<double>(hops) / seconds_since(t0), "hops/s"};
+}
+
+// -- spawn ---------------------------------------------------------------------
+
+struct idle_actor : troupe::actor<idle_actor, start> {
+  void on(const start&) { stop(); }
+};
+
+struct spawner : troupe::actor<spawner, start, ping> {
+  std::vector<address>* children;
+  finish_line* finish;
+  spawner(std::vector<address>* c, finish_line* f) : children(c), finish(f) {}
+  void on(const ping&) {}
+  void on(const start&) {
+    for (auto& child : *children) child = spawn<idle_actor>();
+    finish->done.set_value(0);
+  }
+};
+
+std::vector<measurement> run_spawn(unsigned n_shards, std::uint64_t n) {
+  troupe::system sys(shards(n_shards));
+  finish_line fin;
+  auto done = fin.done.get_future();
+  // Sized (and touched) up front so that "before" already counts it.
+  std::vector<address> children(n);
+  address s = sys.spawn<spawner>(troupe::spawn_options{.shard = 0}, &children, &fin);
+  sys.ask<troupe::done>(s, ping{}, 5s).value();  // installed and idle
+  const long before = rss_bytes();
+  auto t0 = clock_type::now();
+  sys.tell(s, start{});
+  done.wait();
+  const double elapsed = seconds_since(t0);
+  const long after = rss_bytes();
+  do_not_optimize(children);
+  for (auto& c : children) sys.tell(c, start{});
+  return {{"spawn", static_cast<double>(n) / elapsed, "spawn/s"},
+          {"spawn-bytes", static_cast<double>(after - before) / static_cast<double>(n), "bytes/actor"}};
+}
+
+// -- skynet --------------------------------------------------------------------
+
+constexpr std::int64_t skynet_fanout = 10;
+struct value {
+  std::int64_t v;
+};
+
+struct skynet_node : troupe::actor<skynet_node, value> {
+  address parent;
+  std::int64_t num, size;
+  std::int64_t sum = 0;
+  int replies = 0;
+  skynet_node(address p, std::int64_t n, std::int64_t s) : parent(p), num(n), size(s) {}
+  void on_start() {
+    if (size == 1) {
+      tell(parent, value{num});
+      stop();
+      return;
+    }
+    // Below the root's children, every subtree stays on its shard.
+    const std::int64_t sub = size / skynet_fanout;
+    for (std::int64_t i = 0; i < skynet_fanout; ++i) spawn<skynet_node>(self(), num + i * sub, sub);
+  }
+  void on(const value& m) {
+    sum += m.v;
+    if (++replies == skynet_fanout) {
+      tell(parent, value{sum});
+      stop();
+    }
+  }
+};
+
+// Spreads its ten subtrees over the shards round-robin.
+struct skynet_root : troupe::actor<skynet_root, start, value> {
+  std::int64_t leaves;
+  finish_line* finish;
+  skynet_root(std::int64_t l, finish_line* f) : leaves(l), finish(f) {}
+  void on(const start&) {
+    const std::int64_t sub = leaves / skynet_fanout;
+    for (std::int64_t i = 0; i < skynet_fanout; ++i) {
+      spawn<skynet_node>(troupe::spawn_options{.where = troupe::placement::round_robin}, self(),
+                         i * sub, sub);
+    }
+  }
+  std::int64_t sum = 0;
+  int replies = 0;
+  void on(const value& m) {
+    sum += m.v;
+    if (++replies == skynet_fanout) finish->done.set_value(sum);
+  }
+};
+
+measurement run_skynet(unsigned n_shards, std::int64_t leaves) {
+  troupe::system sys(shards(n_shards));
+  finish_line fin;
+  auto done = fin.done.get_future();
+  std::int64_t actors = 0;
+  for (std::int64_t level = 1; level <= leaves; level *= skynet_fanout) actors += level;
+  address root = sys.spawn<skynet_root>(troupe::spawn_options{.shard = 0}, leaves, &fin);
+  auto t0 = clock_type::now();
+  sys.tell(root, start{});
+  const std::int64_t sum = done.get();
+  const double elapsed = seconds_since(t0);
+  const std::int64_t expected = leaves * (leaves - 1) / 2;
+  if (sum != expected) {
+    std::fprintf(stderr, "troupe-perf: skynet sum %lld, expected %lld\n", static_cast<long long>(sum),
+                 static_cast<long long>(expected));
+    std::exit(1);
+  }
+  return {"skynet", static_cast<double>(actors) / elapsed, "actors/s"};
+}
+
+// -- harness ---------------------------------------------------------------------
+
+const std::vector<std::string> workloads = {"pingpong", "pingpong-cross", "fanin-k1", "fanin-k2",
+                                            "fanin-k8", "ring",           "spawn",    "skynet"};
+
+std::vector<measurement> run_one(const std::string& w, unsigned s, std::uint64_t n) {
+  auto pick = [n](std::uint64_t dflt) { return n ? n : dflt; };
+  if (w == "pingpong") return {run_pingpong(s, false, pick(2'000'000))};
+  if (w == "pingpong-cross") return {run_pingpong(std::max(2u, s), true, pick(2'000'000))};
+  if (w == "fanin-k1") return {run_fanin(s, 1, pick(8'000'000))};
+  if (w == "fanin-k2") return {run_fanin(s, 2, pick(8'000'000))};
+  if (w == "fanin-k8") return {run_fanin(s, 8, pick(8'000'000))};
+  if (w == "ring") return {run_ring(s, pick(10'000'000))};
+  if (w == "spawn") return run_spawn(s, pick(1'000'000));
+  if (w == "skynet") return {run_skynet(s, static_cast<std::int64_t>(pick(1'000'000)))};
+  return {};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"troupe-perf: the engine's comparison workloads"};
+  std::string workload;
+  unsigned n_shards = 2;
+  std::uint64_t n = 0;
+  unsigned runs = 1;
+  bool json = false;
+  app.add_option("--workload", workload, "workload to run")->required()->check(CLI::IsMember(workloads));
+  app.add_option("--shards", n_shards, "shards")->check(CLI::Range(1u, 256u));
+  app.add_option("--n", n, "size: round trips, messages, hops, actors or skynet leaves (0 = default)");
+  app.add_option("--runs", runs, "repetitions")->check(CLI::Range(1u, 100u));
+  app.add_flag("--json", json, "one JSON object per run");
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::warn);
+
+  if (workload == "skynet" && n) {
+    std::uint64_t p = 1;
+    while (p < n) p *= 10;
+    if (p != n || n < 10) {
+      std::cerr << "troupe-perf: skynet --n (number of leaves) must be a power of 10, >= 10\n";
+      return 2;
+    }
+  }
+
+  std::vector<std::vector<measurement>> all;
+  for (unsigned r = 0; r < runs; ++r) {
+    auto ms = run_one(workload, n_shards, n);
+    for (auto& m : ms) {
+      if (json) {
+        std::printf("{\"system\":\"troupe\",\"workload\":\"%s\",\"value\":%.1f,\"unit\":\"%s\"}\n",
+                    m.workload.c_str(), m.value, m.unit.c_str());
+      } else {
+        std::printf("troupe %s %.1f %s\n", m.workload.c_str(), m.value, m.unit.c_str());
+      }
+      std::fflush(stdout);
+    }
+    all.push_back(std::move(ms));
+  }
+  if (runs > 1 && !json) {
+    for (std::size_t i = 0; i < all[0].size(); ++i) {
+      std::vector<double> v;
+      for (auto& run : all) v.push_back(run[i].value);
+      std::sort(v.begin(), v.end());
+      std::printf("# troupe %s median %.1f min %.1f max %.1f %s\n", all[0][i].workload.c_str(),
+                  v[v.size() / 2], v.front(), v.back(), all[0][i].unit.c_str());
+    }
+  }
+  return 0;
+}

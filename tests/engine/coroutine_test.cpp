@@ -14,16 +14,17 @@ namespace {
 struct get {};
 struct ping {};
 struct wait_for_release {};
-struct release {};
 
-struct gate : troupe::actor<gate, wait_for_release, release> {
-  // Holds one asker until released: a reply that comes much later.
-  bool released = false;
+struct gate : troupe::actor<gate, wait_for_release> {
+  // Holds one asker until the test thread opens it: a reply that comes
+  // much later. (A message could not open it: the gate's mailbox queues
+  // while its handler waits.)
+  std::atomic<bool>* open;
+  explicit gate(std::atomic<bool>* o) : open(o) {}
   troupe::task<int> on(const wait_for_release&) {
-    for (int i = 0; i < 2000 && !released; ++i) co_await troupe::sleep_for{1ms};
-    co_return released ? 1 : 0;
+    for (int i = 0; i < 5000 && !open->load(); ++i) co_await troupe::sleep_for{1ms};
+    co_return open->load() ? 1 : 0;
   }
-  void on(const release&) { released = true; }
 };
 
 struct pinger : troupe::actor<pinger, ping> {
@@ -57,14 +58,15 @@ TEST_CASE("a suspended coroutine handler does not stall other actors on its shar
   troupe::system_options o;
   o.shards = 1;  // everything on one shard: a stall would block it all
   troupe::system sys(o);
-  address g = sys.spawn<gate>();
+  std::atomic<bool> open{false};
+  address g = sys.spawn<gate>(&open);
   address w = sys.spawn<waiter>(g);
   address p = sys.spawn<pinger>();
   int waited_for = 0;
   std::thread asker([&] { waited_for = sys.ask<int>(w, get{}, 10s).value(); });
   // While `w` waits on the gate, the same shard answers 1000 asks to `p`.
   for (int i = 0; i < 1000; ++i) REQUIRE(sys.ask<int>(p, ping{}, 5s).value() == 7);
-  sys.tell(g, release{});
+  open = true;
   asker.join();
   CHECK(waited_for == 100);
 }
@@ -135,10 +137,11 @@ TEST_CASE("a reply that comes after its ask timed out is counted and discarded",
   troupe::system_options o;
   o.shards = 2;
   troupe::system sys(o);
-  address g = sys.spawn<gate>(troupe::spawn_options{.shard = 1});
+  std::atomic<bool> open{false};
+  address g = sys.spawn<gate>(troupe::spawn_options{.shard = 1}, &open);
   address a = sys.spawn<asker>(troupe::spawn_options{.shard = 0}, g);
   CHECK(sys.ask<int>(a, get{}, 5s).value() == -1);
-  sys.tell(g, release{});
+  open = true;
   for (int i = 0; i < 500 && sys.counters().dead(troupe::dead_reason::late_reply) == 0; ++i) {
     std::this_thread::sleep_for(2ms);
   }

@@ -97,6 +97,7 @@ TEST_CASE("another thread wakes a reactor blocked with no deadline", "[io][wake]
       std::this_thread::sleep_for(20ms);
       r.wake();
     });
+    INFO("backend " << troupe::io::to_string(r.kind()));
     int handled = r.run_once(true);  // blocks until the wake
     waker.join();
     CHECK(handled >= 1);
