@@ -4,7 +4,6 @@
 #include <atomic>
 #include <mutex>
 #include <new>
-#include <vector>
 
 namespace troupe::internal {
 namespace {
@@ -18,24 +17,44 @@ constexpr std::size_t class_of(std::size_t size) noexcept {
 }
 constexpr std::size_t class_size(std::size_t c) noexcept { return (c + 1) * granule; }
 // Objects moved per depot exchange: about 16 KiB worth, at least 32.
-constexpr std::size_t batch_of(std::size_t c) noexcept {
-  std::size_t n = 16384 / class_size(c);
-  return n < 32 ? 32 : n;
-}
+constexpr std::array<std::size_t, class_count> batch_table = [] {
+  std::array<std::size_t, class_count> t{};
+  for (std::size_t c = 0; c < class_count; ++c) {
+    std::size_t n = 16384 / class_size(c);
+    t[c] = n < 32 ? 32 : n;
+  }
+  return t;
+}();
+constexpr std::size_t batch_of(std::size_t c) noexcept { return batch_table[c]; }
 
 struct node {
   node* next;
+  node* next_batch;  // first node of a batch parked in the depot
 };
+static_assert(sizeof(node) <= granule);
 
 std::atomic<std::size_t> reserved_bytes{0};
 
+// A lock held for a few instructions (push or pop one batch): spinning is
+// cheaper than a futex sleep and wake-up, which is what a contended
+// std::mutex costs when one shard frees what another allocates.
+class spin_lock {
+ public:
+  void lock() noexcept {
+    while (flag_.exchange(true, std::memory_order_acquire)) {
+      while (flag_.load(std::memory_order_relaxed)) __builtin_ia32_pause();
+    }
+  }
+  void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> flag_{false};
+};
+
 // Full batches of free objects, shared by all threads of one size class.
 struct depot {
-  std::mutex lock;
-  std::vector<node*> batches;  // each a list of batch_of(c) nodes
-  // The current slab being carved.
-  std::byte* carve = nullptr;
-  std::size_t carve_left = 0;
+  spin_lock lock;
+  node* batches = nullptr;  // linked through next_batch
 };
 
 std::array<depot, class_count>& depots() {
@@ -46,6 +65,10 @@ std::array<depot, class_count>& depots() {
 struct free_list {
   node* head = nullptr;
   std::size_t count = 0;
+  // The slab this thread carves new objects of this class from (no lock:
+  // page faults on fresh memory never happen under the depot lock).
+  std::byte* carve = nullptr;
+  std::size_t carve_left = 0;
 };
 
 struct thread_cache {
@@ -58,7 +81,8 @@ struct thread_cache {
       if (!fl.head) continue;
       depot& d = depots()[c];
       std::lock_guard g(d.lock);
-      d.batches.push_back(fl.head);
+      fl.head->next_batch = d.batches;
+      d.batches = fl.head;
       fl.head = nullptr;
       fl.count = 0;
     }
@@ -67,26 +91,33 @@ struct thread_cache {
   void refill(std::size_t c) {
     depot& d = depots()[c];
     const std::size_t size = class_size(c), n = batch_of(c);
-    std::lock_guard g(d.lock);
-    if (!d.batches.empty()) {
-      node* list = d.batches.back();
-      d.batches.pop_back();
-      std::size_t k = 0;
-      for (node* p = list; p; p = p->next) ++k;
+    std::unique_lock g(d.lock);
+    if (d.batches) {
+      node* list = d.batches;
+      d.batches = list->next_batch;
+      g.unlock();
+      // Spilled batches hold batch_of(c) nodes; one handed back at thread
+      // exit may hold fewer, and the list's end (not the count) is what
+      // allocation goes by. Counting would chase pointers into another
+      // core's cache for nothing.
       lists[c].head = list;
-      lists[c].count = k;
+      lists[c].count = n;
       return;
     }
+    g.unlock();
+    free_list& fl = lists[c];
     node* head = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
-      if (d.carve_left < size) {
-        d.carve = static_cast<std::byte*>(::operator new(slab_bytes));
-        d.carve_left = slab_bytes;
+      if (fl.carve_left < size) {
+        // Cache-line aligned, so that objects whose size is a multiple of
+        // 64 (envelopes) never share a line with a neighbour.
+        fl.carve = static_cast<std::byte*>(::operator new(slab_bytes, std::align_val_t(64)));
+        fl.carve_left = slab_bytes;
         reserved_bytes.fetch_add(slab_bytes, std::memory_order_relaxed);
       }
-      auto* p = reinterpret_cast<node*>(d.carve);
-      d.carve += size;
-      d.carve_left -= size;
+      auto* p = reinterpret_cast<node*>(fl.carve);
+      fl.carve += size;
+      fl.carve_left -= size;
       p->next = head;
       head = p;
     }
@@ -99,13 +130,15 @@ struct thread_cache {
     const std::size_t n = batch_of(c);
     node* batch = fl.head;
     node* last = batch;
-    for (std::size_t i = 1; i < n; ++i) last = last->next;
+    std::size_t k = 1;
+    for (; k < n && last->next; ++k) last = last->next;
     fl.head = last->next;
     last->next = nullptr;
-    fl.count -= n;
+    fl.count = fl.head ? fl.count - k : 0;
     depot& d = depots()[c];
     std::lock_guard g(d.lock);
-    d.batches.push_back(batch);
+    batch->next_batch = d.batches;
+    d.batches = batch;
   }
 };
 

@@ -23,6 +23,12 @@ using clk = std::chrono::steady_clock;
 // idle engine uses no CPU.
 constexpr auto spin_before_sleep = std::chrono::microseconds(50);
 constexpr std::size_t ring_batch = 256;
+constexpr std::size_t publish_every = 32;
+// Back-pressure: while this many envelopes wait for room in the lanes to
+// other shards, the shard stops running its actors (it still drains its own
+// lanes, so two shards that flood each other both make progress). Memory
+// stays bounded when producers outrun a consumer on another shard.
+constexpr std::size_t lane_backlog_limit = 32768;
 
 errc errc_for(dead_reason why) {
   switch (why) {
@@ -121,11 +127,17 @@ void shard::send(envelope* e) {
   }
   lane& l = out_[to.shard()];
   if (l.overflow_head == nullptr && l.ring->push(e)) {
-    // fall through to mark dirty
+    // A handler that sends thousands of messages must not leave the other
+    // shard idle until it returns: publish every few dozen.
+    if (l.ring->unpublished() >= publish_every) {
+      l.ring->publish();
+      sys_.shard_at(to.shard()).wake();
+    }
   } else {
     e->next = nullptr;
     if (l.overflow_tail) l.overflow_tail->next = e; else l.overflow_head = e;
     l.overflow_tail = e;
+    ++overflowed_;
   }
   if (dirty_.empty() || dirty_.back() != to.shard()) dirty_.push_back(to.shard());
 }
@@ -167,6 +179,22 @@ void shard::deliver_here(envelope* e) {
     return;
   }
   dead_letter(e, dead_reason::no_such_actor);
+}
+
+void shard::deliver_inbound(envelope* e) {
+  if ((e->flags & (flag_control | flag_reply)) == 0 && e->target.engine() == engine_) {
+    const address& to = e->target;
+    if (to.slot() < slots_.size()) {
+      slot_entry& s = slots_[to.slot()];
+      if (s.actor && s.incarnation == to.incarnation() && acc::head(*s.actor) == nullptr &&
+          (acc::state(*s.actor) & (st_ready | st_waiting)) == 0) {
+        // Nothing queued before it, nobody running it: skip the mailbox.
+        handle(*s.actor, e);
+        return;
+      }
+    }
+  }
+  deliver_here(e);
 }
 
 void shard::park(std::uint32_t slot, envelope* e) { parked_[slot].push_back(e); }
@@ -257,7 +285,7 @@ bool shard::step() {
   work |= run_replies();
   work |= run_ready();
   work |= run_timers();
-  flush_outbound();
+  work |= flush_outbound();
   if (work) activity_.store(activity_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   return work;
 }
@@ -266,9 +294,10 @@ void shard::run() {
   while (phase_ != shutdown_phase::closed) {
     if (step()) continue;
     // Out of work: poll the lanes a little, then sleep in the kernel.
+    if (!dirty_.empty()) continue;  // lanes still spill: keep flushing
     const auto spin_end = clk::now() + spin_before_sleep;
     bool found = false;
-    while (!found && clk::now() < spin_end) {
+    for (unsigned i = 0; !found && ((i & 63) != 0 || clk::now() < spin_end); ++i) {
       for (envelope_ring* r : in_) {
         if (r && !r->empty_hint()) {
           found = true;
@@ -277,7 +306,7 @@ void shard::run() {
       }
       found = found || outside_pending_.load(std::memory_order_acquire);
     }
-    if (!found && dirty_.empty()) sleep_until_work();
+    if (!found) sleep_until_work();
   }
 }
 
@@ -296,7 +325,10 @@ void shard::sleep_until_work() {
 }
 
 void shard::wake() noexcept {
-  if (sleeping_.load(std::memory_order_seq_cst) && sleeping_.exchange(false)) {
+  // The fence orders the caller's publish (a release store) before this
+  // load; without it the two may pass each other and a sleeper is missed.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_relaxed) && sleeping_.exchange(false)) {
     if (reactor_) reactor_->wake();
   }
 }
@@ -305,7 +337,7 @@ bool shard::drain_inbound() {
   bool work = false;
   for (envelope_ring* r : in_) {
     if (!r) continue;
-    work |= r->consume(ring_batch, [this](envelope* e) { deliver_here(e); }) > 0;
+    work |= r->consume(ring_batch, [this](envelope* e) { deliver_inbound(e); }) > 0;
   }
   if (outside_pending_.load(std::memory_order_acquire)) {
     envelope* list;
@@ -336,24 +368,26 @@ void shard::post_outside(envelope* e) {
   wake();
 }
 
-void shard::flush_outbound() {
+bool shard::flush_outbound() {
+  const std::size_t before = overflowed_;
   for (std::uint16_t d : dirty_) {
     lane& l = out_[d];
     while (l.overflow_head && l.ring->push(l.overflow_head)) {
       l.overflow_head = l.overflow_head->next;
       if (!l.overflow_head) l.overflow_tail = nullptr;
+      --overflowed_;
     }
-    l.ring->publish();
-    sys_.shard_at(d).wake();
+    if (l.ring->publish()) sys_.shard_at(d).wake();
   }
   // Lanes that still spill stay dirty until the consumer makes room.
   dirty_.erase(std::remove_if(dirty_.begin(), dirty_.end(),
                               [this](std::uint16_t d) { return out_[d].overflow_head == nullptr; }),
                dirty_.end());
+  return overflowed_ != before;
 }
 
 bool shard::run_ready() {
-  if (!ready_head_) return false;
+  if (!ready_head_ || overflowed_ > lane_backlog_limit) return false;
   // Each actor in the queue at the start gets one turn; newcomers wait for
   // the next pass, so the lanes are polled between passes.
   actor_base* last = ready_tail_;

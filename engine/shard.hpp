@@ -147,6 +147,9 @@ class shard {
 
   // routing
   void deliver_here(envelope* e);
+  /// deliver_here from the top of the loop (never inside a handler): an
+  /// idle actor with an empty mailbox handles `e` at once.
+  void deliver_inbound(envelope* e);
   void enqueue(actor_base& a, envelope* e);
   void make_ready(actor_base& a);
   void park(std::uint32_t slot, envelope* e);
@@ -159,7 +162,8 @@ class shard {
   bool run_ready();
   bool run_replies();
   bool run_timers();
-  void flush_outbound();
+  /// Publishes lanes and moves overflow into them; true if it moved any.
+  bool flush_outbound();
   void run_actor(actor_base& a);
   /// False when the actor cannot take its next message now.
   bool handle(actor_base& a, envelope* e);
@@ -205,6 +209,7 @@ class shard {
   std::vector<envelope_ring*> in_;
   std::vector<lane> out_;
   std::vector<std::uint16_t> dirty_;  // lanes with unpublished items
+  std::size_t overflowed_ = 0;        // envelopes waiting in overflow lists
   std::mutex outside_lock_;
   envelope* outside_head_ = nullptr;
   envelope* outside_tail_ = nullptr;

@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -69,9 +72,26 @@ void system_impl::start_threads() {
   };
   auto gate = std::make_shared<start_gate>();
   const io::backend_choice io = options_.io;
+  std::vector<int> cpus;
+  if (options_.pin_shards) {
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) {
+      for (int c = 0; c < CPU_SETSIZE; ++c) {
+        if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+      }
+    }
+    if (cpus.size() < shards_.size()) cpus.clear();  // would share cores: leave it to the OS
+  }
   for (auto& sp : shards_) {
     shard* s = sp.get();
-    threads_.emplace_back([gate, s, io] {
+    const int cpu = cpus.empty() ? -1 : cpus[s->index()];
+    threads_.emplace_back([gate, s, io, cpu] {
+      if (cpu >= 0) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+      }
       std::string failure;
       try {
         s->attach(io);

@@ -61,9 +61,12 @@ struct measurement {
   std::string unit;
 };
 
+bool pin_shards = true;
+
 troupe::system_options shards(unsigned n) {
   troupe::system_options o;
   o.shards = n;
+  o.pin_shards = pin_shards;
   return o;
 }
 
@@ -143,9 +146,10 @@ measurement run_fanin(unsigned n_shards, std::uint64_t k, std::uint64_t n) {
   address r = sys.spawn<fanin_receiver>(troupe::spawn_options{.shard = 0}, n, &fin);
   std::vector<address> senders;
   for (std::uint64_t i = 0; i < k; ++i) {
-    // Senders start on the shard after the receiver's, so K = 1 crosses shards.
-    senders.push_back(sys.spawn<fanin_sender>(troupe::spawn_options{.shard = static_cast<int>(i + 1)},
-                                              r, n / k + (i < n % k ? 1 : 0)));
+    // The receiver has shard 0 to itself; the senders share the others.
+    const int shard = n_shards > 1 ? static_cast<int>(1 + i % (n_shards - 1)) : 0;
+    senders.push_back(sys.spawn<fanin_sender>(troupe::spawn_options{.shard = shard}, r,
+                                              n / k + (i < n % k ? 1 : 0)));
   }
   auto t0 = clock_type::now();
   for (auto& s : senders) sys.tell(s, go_on{});
@@ -334,8 +338,11 @@ int main(int argc, char** argv) {
   app.add_option("--n", n, "size: round trips, messages, hops, actors or skynet leaves (0 = default)");
   app.add_option("--runs", runs, "repetitions")->check(CLI::Range(1u, 100u));
   app.add_flag("--json", json, "one JSON object per run");
+  bool no_pin = false;
+  app.add_flag("--no-pin", no_pin, "leave shard threads unpinned");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
+  pin_shards = !no_pin;
 
   if (workload == "skynet" && n) {
     std::uint64_t p = 1;

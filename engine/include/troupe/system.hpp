@@ -50,6 +50,10 @@ struct system_options {
   std::uint32_t engine_id = 1;
   /// Messages an actor handles in a row before the shard moves on.
   unsigned throughput = 64;
+  /// Pin shard i to the i-th CPU this process may run on (when there are
+  /// at least as many CPUs as shards), so that two shards never share a
+  /// core and a shard's caches stay warm.
+  bool pin_shards = true;
 };
 
 /// An engine: its shards, their threads and their actors.

@@ -73,7 +73,9 @@ envelope* make_envelope(T&& msg, const address& sender, const address& target) {
   using M = std::remove_cvref_t<T>;
   static_assert(alignof(M) <= alignof(envelope),
                 "A message type may not need more than 16-byte alignment.");
-  const std::size_t bytes = sizeof(envelope) + sizeof(M);
+  // Whole cache lines: an envelope crossing shards must not share a line
+  // with one its sender is writing next.
+  const std::size_t bytes = (sizeof(envelope) + sizeof(M) + 63) & ~std::size_t{63};
   void* mem = pool_allocate(bytes);
   auto* e = ::new (mem) envelope{nullptr, type_id<M>(), sender, target, 0, 0,
                                  static_cast<std::uint32_t>(bytes)};
