@@ -4,40 +4,40 @@
 #include <atomic>
 #include <mutex>
 #include <new>
+#include <utility>
 
 namespace troupe::internal {
 namespace {
 
+// Magazines (Bonwick): each thread holds, per size class, two arrays of free
+// pointers. Allocation pops from an array, freeing pushes onto one; only
+// when both are empty (or full) does the thread trade a whole magazine with
+// the depot. Free objects are never linked through their own memory, so
+// taking one never reads a line that another core freed last — memory that
+// flows from a consuming shard back to a producing one costs no serial
+// cache misses.
+
 constexpr std::size_t granule = 16;
 constexpr std::size_t class_count = pool_max_size / granule;  // 16, 32, ... 1024
 constexpr std::size_t slab_bytes = 256 * 1024;
+constexpr std::size_t magazine_size = 128;
 
 constexpr std::size_t class_of(std::size_t size) noexcept {
   return (size + granule - 1) / granule - 1;
 }
 constexpr std::size_t class_size(std::size_t c) noexcept { return (c + 1) * granule; }
-// Objects moved per depot exchange: about 16 KiB worth, at least 32.
-constexpr std::array<std::size_t, class_count> batch_table = [] {
-  std::array<std::size_t, class_count> t{};
-  for (std::size_t c = 0; c < class_count; ++c) {
-    std::size_t n = 16384 / class_size(c);
-    t[c] = n < 32 ? 32 : n;
-  }
-  return t;
-}();
-constexpr std::size_t batch_of(std::size_t c) noexcept { return batch_table[c]; }
 
-struct node {
-  node* next;
-  node* next_batch;  // first node of a batch parked in the depot
+struct magazine {
+  std::size_t count = 0;
+  magazine* next = nullptr;  // in a depot list
+  void* items[magazine_size];
+  bool full() const noexcept { return count == magazine_size; }
 };
-static_assert(sizeof(node) <= granule);
 
 std::atomic<std::size_t> reserved_bytes{0};
 
-// A lock held for a few instructions (push or pop one batch): spinning is
-// cheaper than a futex sleep and wake-up, which is what a contended
-// std::mutex costs when one shard frees what another allocates.
+// A lock held for a few instructions (push or pop one magazine): spinning
+// is cheaper than the futex sleep and wake-up of a contended std::mutex.
 class spin_lock {
  public:
   void lock() noexcept {
@@ -51,10 +51,10 @@ class spin_lock {
   std::atomic<bool> flag_{false};
 };
 
-// Full batches of free objects, shared by all threads of one size class.
-struct depot {
+struct alignas(64) depot {
   spin_lock lock;
-  node* batches = nullptr;  // linked through next_batch
+  magazine* full = nullptr;   // magazines with objects (most of them full)
+  magazine* empty = nullptr;  // spare arrays
 };
 
 std::array<depot, class_count>& depots() {
@@ -62,107 +62,133 @@ std::array<depot, class_count>& depots() {
   return *d;
 }
 
-struct free_list {
-  node* head = nullptr;
-  std::size_t count = 0;
-  // The slab this thread carves new objects of this class from (no lock:
-  // page faults on fresh memory never happen under the depot lock).
-  std::byte* carve = nullptr;
+void push(magazine*& list, magazine* m) noexcept {
+  m->next = list;
+  list = m;
+}
+magazine* pop(magazine*& list) noexcept {
+  magazine* m = list;
+  if (m) list = m->next;
+  return m;
+}
+
+// x86 PREFETCHW: fetch a line in exclusive state before writing it.
+inline void prefetch_for_write(const void* p) noexcept {
+#if defined(__x86_64__)
+  asm volatile("prefetchw (%0)" : : "r"(p));
+#else
+  __builtin_prefetch(p, 1);
+#endif
+}
+
+struct class_cache {
+  magazine* loaded = nullptr;
+  magazine* previous = nullptr;
+  std::byte* carve = nullptr;  // this thread's slab for new objects (no lock)
   std::size_t carve_left = 0;
 };
 
 struct thread_cache {
-  std::array<free_list, class_count> lists{};
+  std::array<class_cache, class_count> classes{};
 
   ~thread_cache() {
     // Hand everything back so other threads can use it.
     for (std::size_t c = 0; c < class_count; ++c) {
-      free_list& fl = lists[c];
-      if (!fl.head) continue;
       depot& d = depots()[c];
       std::lock_guard g(d.lock);
-      fl.head->next_batch = d.batches;
-      d.batches = fl.head;
-      fl.head = nullptr;
-      fl.count = 0;
+      for (magazine* m : {classes[c].loaded, classes[c].previous}) {
+        if (!m) continue;
+        push(m->count ? d.full : d.empty, m);
+      }
     }
   }
 
-  void refill(std::size_t c) {
-    depot& d = depots()[c];
-    const std::size_t size = class_size(c), n = batch_of(c);
-    std::unique_lock g(d.lock);
-    if (d.batches) {
-      node* list = d.batches;
-      d.batches = list->next_batch;
-      g.unlock();
-      // Spilled batches hold batch_of(c) nodes; one handed back at thread
-      // exit may hold fewer, and the list's end (not the count) is what
-      // allocation goes by. Counting would chase pointers into another
-      // core's cache for nothing.
-      lists[c].head = list;
-      lists[c].count = n;
-      return;
+  void* allocate(std::size_t c) {
+    class_cache& cc = classes[c];
+    for (;;) {
+      if (magazine* m = cc.loaded; m && m->count) {
+        void* p = m->items[--m->count];
+        if (m->count >= 4) prefetch_for_write(m->items[m->count - 4]);
+        return p;
+      }
+      if (cc.previous && cc.previous->count) {
+        std::swap(cc.loaded, cc.previous);
+        continue;
+      }
+      // Both empty: trade one for a full magazine, or carve new objects.
+      depot& d = depots()[c];
+      magazine* got;
+      {
+        std::lock_guard g(d.lock);
+        got = pop(d.full);
+        if (got && cc.loaded) push(d.empty, std::exchange(cc.loaded, nullptr));
+      }
+      if (got) {
+        cc.loaded = got;
+        continue;
+      }
+      carve(cc, c);
     }
-    g.unlock();
-    free_list& fl = lists[c];
-    node* head = nullptr;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (fl.carve_left < size) {
+  }
+
+  void carve(class_cache& cc, std::size_t c) {
+    if (!cc.loaded) cc.loaded = new magazine;
+    const std::size_t size = class_size(c);
+    magazine* m = cc.loaded;
+    while (!m->full()) {
+      if (cc.carve_left < size) {
         // Cache-line aligned, so that objects whose size is a multiple of
         // 64 (envelopes) never share a line with a neighbour.
-        fl.carve = static_cast<std::byte*>(::operator new(slab_bytes, std::align_val_t(64)));
-        fl.carve_left = slab_bytes;
+        cc.carve = static_cast<std::byte*>(::operator new(slab_bytes, std::align_val_t(64)));
+        cc.carve_left = slab_bytes;
         reserved_bytes.fetch_add(slab_bytes, std::memory_order_relaxed);
       }
-      auto* p = reinterpret_cast<node*>(fl.carve);
-      fl.carve += size;
-      fl.carve_left -= size;
-      p->next = head;
-      head = p;
+      m->items[m->count++] = cc.carve;
+      cc.carve += size;
+      cc.carve_left -= size;
     }
-    lists[c].head = head;
-    lists[c].count = n;
   }
 
-  void spill(std::size_t c) {
-    free_list& fl = lists[c];
-    const std::size_t n = batch_of(c);
-    node* batch = fl.head;
-    node* last = batch;
-    std::size_t k = 1;
-    for (; k < n && last->next; ++k) last = last->next;
-    fl.head = last->next;
-    last->next = nullptr;
-    fl.count = fl.head ? fl.count - k : 0;
-    depot& d = depots()[c];
-    std::lock_guard g(d.lock);
-    batch->next_batch = d.batches;
-    d.batches = batch;
+  void deallocate(void* p, std::size_t c) {
+    class_cache& cc = classes[c];
+    for (;;) {
+      if (magazine* m = cc.loaded; m && !m->full()) {
+        m->items[m->count++] = p;
+        return;
+      }
+      if (cc.previous && !cc.previous->full()) {
+        std::swap(cc.loaded, cc.previous);
+        continue;
+      }
+      // Both full (or missing): give a full one to the depot, take a spare.
+      depot& d = depots()[c];
+      magazine* spare;
+      {
+        std::lock_guard g(d.lock);
+        if (cc.previous) push(d.full, cc.previous);
+        spare = pop(d.empty);
+      }
+      cc.previous = cc.loaded;
+      cc.loaded = spare ? spare : new magazine;
+    }
   }
 };
 
 thread_local thread_cache cache;
 
-}  // namespace
-
 // Under AddressSanitizer every object goes to operator new, so that a use
-// after free or an overflow is caught instead of hidden in a free list.
+// after free or an overflow is caught instead of hidden in a magazine.
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool pooled = false;
 #else
 constexpr bool pooled = true;
 #endif
 
+}  // namespace
+
 void* pool_allocate(std::size_t size) {
   if (!pooled || size > pool_max_size) return ::operator new(size);
-  const std::size_t c = class_of(size == 0 ? 1 : size);
-  free_list& fl = cache.lists[c];
-  if (!fl.head) cache.refill(c);
-  node* p = fl.head;
-  fl.head = p->next;
-  --fl.count;
-  return p;
+  return cache.allocate(class_of(size == 0 ? 1 : size));
 }
 
 void pool_deallocate(void* p, std::size_t size) noexcept {
@@ -171,12 +197,7 @@ void pool_deallocate(void* p, std::size_t size) noexcept {
     ::operator delete(p);
     return;
   }
-  const std::size_t c = class_of(size == 0 ? 1 : size);
-  free_list& fl = cache.lists[c];
-  auto* n = static_cast<node*>(p);
-  n->next = fl.head;
-  fl.head = n;
-  if (++fl.count >= 2 * batch_of(c)) cache.spill(c);
+  cache.deallocate(p, class_of(size == 0 ? 1 : size));
 }
 
 std::size_t pool_reserved_bytes() noexcept { return reserved_bytes.load(std::memory_order_relaxed); }

@@ -96,7 +96,7 @@ shard::slot_entry& shard::entry(std::uint32_t slot) {
 
 void shard::send(envelope* e) {
   if ((e->flags & flag_control) == 0) shard_counters::bump(counters_.sent);
-  const address& to = e->target;
+  const address to = e->target;  // a copy: once published, `e` belongs to another shard
   if (to.engine() != engine_) {
     dead_letter(e, to.is_null() ? dead_reason::no_such_actor : dead_reason::no_route);
     return;
