@@ -21,6 +21,7 @@ constexpr std::size_t granule = 16;
 constexpr std::size_t class_count = pool_max_size / granule;  // 16, 32, ... 1024
 constexpr std::size_t slab_bytes = 256 * 1024;
 constexpr std::size_t magazine_size = 128;
+constexpr std::size_t prefetch_ahead = 8;
 
 constexpr std::size_t class_of(std::size_t size) noexcept {
   return (size + granule - 1) / granule - 1;
@@ -108,7 +109,13 @@ struct thread_cache {
     for (;;) {
       if (magazine* m = cc.loaded; m && m->count) {
         void* p = m->items[--m->count];
-        if (m->count >= 4) prefetch_for_write(m->items[m->count - 4]);
+        // Objects often come back from another core: fetch the next ones
+        // for writing now, every line of them, so that their first writes
+        // do not fill the store buffer while ownership moves.
+        if (m->count >= prefetch_ahead) {
+          auto* next = static_cast<std::byte*>(m->items[m->count - prefetch_ahead]);
+          for (std::size_t off = 0; off < class_size(c); off += 64) prefetch_for_write(next + off);
+        }
         return p;
       }
       if (cc.previous && cc.previous->count) {
