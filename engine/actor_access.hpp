@@ -25,6 +25,10 @@ struct actor_access {
   static std::uint32_t incarnation(const actor_base& a) noexcept { return a.incarnation_; }
   static std::uint32_t slot(const actor_base& a) noexcept { return a.slot_; }
   static std::uint8_t& state(actor_base& a) noexcept { return a.state_; }
+  static void place(actor_base& a, std::uint32_t engine, std::uint16_t shard) noexcept {
+    a.engine_ = engine;
+    a.shard_index_ = shard;
+  }
   static bool dispatch(actor_base& a, envelope& e) { return a.dispatch(e); }
   static void started(actor_base& a) { a.started(); }
   static fiber_state** fiber_slot(actor_base& a) noexcept { return a.fiber_slot(); }

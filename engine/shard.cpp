@@ -24,6 +24,7 @@ using clk = std::chrono::steady_clock;
 constexpr auto spin_before_sleep = std::chrono::microseconds(50);
 constexpr std::size_t ring_batch = 256;
 constexpr std::size_t publish_every = 32;
+constexpr unsigned ready_budget = 256;
 // Back-pressure: while this many envelopes wait for room in the lanes to
 // other shards, the shard stops running its actors (it still drains its own
 // lanes, so two shards that flood each other both make progress). Memory
@@ -244,6 +245,7 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
   s.actor = a;
   s.incarnation = incarnation;
   acc::home(*a) = this;
+  acc::place(*a, engine_, index_);
   acc::slot(*a) = slot;
   acc::incarnation(*a) = incarnation;
   acc::state(*a) |= st_started;
@@ -388,18 +390,15 @@ bool shard::flush_outbound() {
 
 bool shard::run_ready() {
   if (!ready_head_ || overflowed_ > lane_backlog_limit) return false;
-  // Each actor in the queue at the start gets one turn; newcomers wait for
-  // the next pass, so the lanes are polled between passes.
-  actor_base* last = ready_tail_;
-  for (;;) {
+  // Up to `ready_budget` actor turns, including actors made ready by those
+  // turns, before the loop looks at its lanes and timers again: a local
+  // conversation runs without a full loop pass per message.
+  for (unsigned turns = 0; turns < ready_budget && ready_head_; ++turns) {
     actor_base* a = ready_head_;
-    if (!a) break;
     ready_head_ = acc::next_ready(*a);
     if (!ready_head_) ready_tail_ = nullptr;
     acc::state(*a) &= static_cast<std::uint8_t>(~st_ready);
-    const bool was_last = a == last;
     run_actor(*a);
-    if (was_last) break;
   }
   return true;
 }

@@ -78,10 +78,10 @@ class actor_base {
   static void operator delete(void* p, std::size_t n) noexcept { internal::pool_deallocate(p, n); }
 
   /// This actor's address.
-  address self() const noexcept { return internal::self_of(*this); }
+  address self() const noexcept { return address(engine_, shard_index_, slot_, incarnation_); }
   /// The sender of the message being handled (null if sent from outside).
   const address& sender() const noexcept { return current_->sender; }
-  std::uint16_t shard_index() const noexcept { return internal::shard_index(*shard_); }
+  std::uint16_t shard_index() const noexcept { return shard_index_; }
   std::size_t shard_count() const noexcept { return internal::shard_count(*shard_); }
 
   /// Sends `msg` to `to`; never blocks. Order is kept per sender/receiver.
@@ -174,6 +174,8 @@ class actor_base {
   std::uint32_t slot_ = 0;
   std::uint32_t incarnation_ = 0;
   std::uint8_t state_ = 0;
+  std::uint16_t shard_index_ = 0;
+  std::uint32_t engine_ = 0;
 };
 
 /// An actor class with typed handlers: list the message types it handles,
