@@ -393,7 +393,8 @@ bool shard::run_ready() {
   // Up to `ready_budget` actor turns, including actors made ready by those
   // turns, before the loop looks at its lanes and timers again: a local
   // conversation runs without a full loop pass per message.
-  for (unsigned turns = 0; turns < ready_budget && ready_head_; ++turns) {
+  for (unsigned turns = 0;
+       turns < ready_budget && ready_head_ && overflowed_ <= lane_backlog_limit; ++turns) {
     actor_base* a = ready_head_;
     ready_head_ = acc::next_ready(*a);
     if (!ready_head_) ready_tail_ = nullptr;
