@@ -21,7 +21,7 @@ constexpr std::size_t granule = 16;
 constexpr std::size_t class_count = pool_max_size / granule;  // 16, 32, ... 1024
 constexpr std::size_t slab_bytes = 256 * 1024;
 constexpr std::size_t magazine_size = 128;
-constexpr std::size_t prefetch_ahead = 8;
+constexpr std::size_t prefetch_ahead = 16;
 
 constexpr std::size_t class_of(std::size_t size) noexcept {
   return (size + granule - 1) / granule - 1;
