@@ -1,5 +1,7 @@
 #include "troupe/internal/pool.hpp"
 
+#include "prefetch.hpp"
+
 #include <array>
 #include <atomic>
 #include <mutex>
@@ -71,15 +73,6 @@ magazine* pop(magazine*& list) noexcept {
   magazine* m = list;
   if (m) list = m->next;
   return m;
-}
-
-// x86 PREFETCHW: fetch a line in exclusive state before writing it.
-inline void prefetch_for_write(const void* p) noexcept {
-#if defined(__x86_64__)
-  asm volatile("prefetchw (%0)" : : "r"(p));
-#else
-  __builtin_prefetch(p, 1);
-#endif
 }
 
 struct class_cache {

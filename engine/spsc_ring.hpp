@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "prefetch.hpp"
+
 namespace troupe::internal {
 
 template <class T>
@@ -51,7 +53,8 @@ class spsc_ring {
     }
     std::size_t n = 0;
     while (read_ != cached_tail_ && n < max) {
-      // The items were written on another core: start fetching a few ahead.
+      // The items were written on another core and the consumer will write
+      // them (to queue or free them): start fetching a few ahead.
       if (read_ + prefetch_distance < cached_tail_) {
         prefetch_for_write(slots_[(read_ + prefetch_distance) & mask_]);
       }
@@ -71,16 +74,6 @@ class spsc_ring {
 
  private:
   static constexpr std::uint64_t prefetch_distance = 16;
-  // The consumer will write the item (to queue or free it): ask for the
-  // line in exclusive state up front, so that the write does not stall on
-  // an ownership transfer later. PREFETCHW is a no-op where unsupported.
-  static void prefetch_for_write(const void* p) noexcept {
-#if defined(__x86_64__)
-    asm volatile("prefetchw (%0)" : : "r"(p));
-#else
-    __builtin_prefetch(p, 1);
-#endif
-  }
   const std::uint64_t mask_;
   std::unique_ptr<T*[]> slots_;
   alignas(64) std::atomic<std::uint64_t> tail_{0};  // written by producer
