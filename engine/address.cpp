@@ -63,8 +63,9 @@ address address::from_bytes(const std::array<std::byte, wire_size>& b) noexcept 
 
 std::size_t address::hash() const noexcept {
   // splitmix64 over the packed fields: cheap and well spread.
-  std::uint64_t x = (static_cast<std::uint64_t>(engine_) << 16 | shard_) ^
-                    (static_cast<std::uint64_t>(slot_) << 32 | incarnation_) * 0x9e3779b97f4a7c15ull;
+  std::uint64_t x =
+      (static_cast<std::uint64_t>(engine_) << 16 | shard_) ^
+      (static_cast<std::uint64_t>(slot_) << 32 | incarnation_) * 0x9e3779b97f4a7c15ull;
   x ^= x >> 30;
   x *= 0xbf58476d1ce4e5b9ull;
   x ^= x >> 27;

@@ -34,26 +34,26 @@ thread_local fiber_state* running_fiber = nullptr;
 fiber_state* make_fiber(actor_base& a) {
   auto* f = new fiber_state;
   f->owner = &a;
-  f->handler_side = ctx::fiber(
-      std::allocator_arg, ctx::protected_fixedsize_stack(fiber_stack_bytes),
-      [f](ctx::fiber&& shard_side) {
-        f->shard_side = std::move(shard_side);
-        while (!f->exit) {
-          running_fiber = f;
-          try {
-            f->handled = actor_access::dispatch(*f->owner, *f->msg);
-            f->failure = nullptr;
-          } catch (const ctx::detail::forced_unwind&) {
-            throw;  // the fiber is being destroyed: let Boost unwind it
-          } catch (...) {
-            f->handled = true;
-            f->failure = std::current_exception();
-          }
-          running_fiber = nullptr;
-          f->shard_side = std::move(f->shard_side).resume();
-        }
-        return std::move(f->shard_side);
-      });
+  f->handler_side =
+      ctx::fiber(std::allocator_arg, ctx::protected_fixedsize_stack(fiber_stack_bytes),
+                 [f](ctx::fiber&& shard_side) {
+                   f->shard_side = std::move(shard_side);
+                   while (!f->exit) {
+                     running_fiber = f;
+                     try {
+                       f->handled = actor_access::dispatch(*f->owner, *f->msg);
+                       f->failure = nullptr;
+                     } catch (const ctx::detail::forced_unwind&) {
+                       throw;  // the fiber is being destroyed: let Boost unwind it
+                     } catch (...) {
+                       f->handled = true;
+                       f->failure = std::current_exception();
+                     }
+                     running_fiber = nullptr;
+                     f->shard_side = std::move(f->shard_side).resume();
+                   }
+                   return std::move(f->shard_side);
+                 });
   return f;
 }
 

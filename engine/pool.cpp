@@ -200,6 +200,8 @@ void pool_deallocate(void* p, std::size_t size) noexcept {
   cache.deallocate(p, class_of(size == 0 ? 1 : size));
 }
 
-std::size_t pool_reserved_bytes() noexcept { return reserved_bytes.load(std::memory_order_relaxed); }
+std::size_t pool_reserved_bytes() noexcept {
+  return reserved_bytes.load(std::memory_order_relaxed);
+}
 
 }  // namespace troupe::internal

@@ -107,7 +107,10 @@ void shard::send(envelope* e) {
       // Replies wait for the loop: completing an ask here would resume the
       // asker inside the sender's handler.
       e->next = nullptr;
-      if (replies_tail_) replies_tail_->next = e; else replies_head_ = e;
+      if (replies_tail_)
+        replies_tail_->next = e;
+      else
+        replies_head_ = e;
       replies_tail_ = e;
       return;
     }
@@ -136,7 +139,10 @@ void shard::send(envelope* e) {
     }
   } else {
     e->next = nullptr;
-    if (l.overflow_tail) l.overflow_tail->next = e; else l.overflow_head = e;
+    if (l.overflow_tail)
+      l.overflow_tail->next = e;
+    else
+      l.overflow_head = e;
     l.overflow_tail = e;
     ++overflowed_;
   }
@@ -168,7 +174,7 @@ void shard::deliver_here(envelope* e) {
     }
     if (s.incarnation != 0 || to.incarnation() != 1) {
       dead_letter(e, to.incarnation() <= s.incarnation ? dead_reason::actor_stopped
-                                                        : dead_reason::no_such_actor);
+                                                       : dead_reason::no_such_actor);
       return;
     }
   }
@@ -203,7 +209,10 @@ void shard::park(std::uint32_t slot, envelope* e) { parked_[slot].push_back(e); 
 void shard::enqueue(actor_base& a, envelope* e) {
   e->next = nullptr;
   envelope*& tail = acc::tail(a);
-  if (tail) tail->next = e; else acc::head(a) = e;
+  if (tail)
+    tail->next = e;
+  else
+    acc::head(a) = e;
   tail = e;
   make_ready(a);
 }
@@ -213,7 +222,10 @@ void shard::make_ready(actor_base& a) {
   if (st & (st_ready | st_waiting)) return;
   st |= st_ready;
   acc::next_ready(a) = nullptr;
-  if (ready_tail_) acc::next_ready(*ready_tail_) = &a; else ready_head_ = &a;
+  if (ready_tail_)
+    acc::next_ready(*ready_tail_) = &a;
+  else
+    ready_head_ = &a;
   ready_tail_ = &a;
 }
 
@@ -260,8 +272,9 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
   try {
     acc::started(*a);
   } catch (...) {
-    spdlog::error("actor {} ({}) failed in on_start: {}", address(engine_, index_, slot, incarnation).to_string(),
-                  actor_name(a), describe_failure(std::current_exception()));
+    spdlog::error("actor {} ({}) failed in on_start: {}",
+                  address(engine_, index_, slot, incarnation).to_string(), actor_name(a),
+                  describe_failure(std::current_exception()));
     request_stop(*a);
   }
   // `started` may have queued messages; parked ones were sent earlier.
@@ -274,7 +287,8 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
     queued = next;
   }
   if (phase_ != shutdown_phase::running) {
-    enqueue(*a, make_envelope(exit_request{}, address{}, address(engine_, index_, slot, incarnation)));
+    enqueue(*a,
+            make_envelope(exit_request{}, address{}, address(engine_, index_, slot, incarnation)));
     shard_counters::bump(counters_.sent);
   }
   if (acc::state(*a) & st_stopping) make_ready(*a);
@@ -288,7 +302,8 @@ bool shard::step() {
   work |= run_ready();
   work |= run_timers();
   work |= flush_outbound();
-  if (work) activity_.store(activity_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+  if (work)
+    activity_.store(activity_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   return work;
 }
 
@@ -363,7 +378,10 @@ void shard::post_outside(envelope* e) {
   e->next = nullptr;
   {
     std::lock_guard g(outside_lock_);
-    if (outside_tail_) outside_tail_->next = e; else outside_head_ = e;
+    if (outside_tail_)
+      outside_tail_->next = e;
+    else
+      outside_head_ = e;
     outside_tail_ = e;
     outside_pending_.store(true, std::memory_order_seq_cst);
   }
@@ -393,8 +411,8 @@ bool shard::run_ready() {
   // Up to `ready_budget` actor turns, including actors made ready by those
   // turns, before the loop looks at its lanes and timers again: a local
   // conversation runs without a full loop pass per message.
-  for (unsigned turns = 0;
-       turns < ready_budget && ready_head_ && overflowed_ <= lane_backlog_limit; ++turns) {
+  for (unsigned turns = 0; turns < ready_budget && ready_head_ && overflowed_ <= lane_backlog_limit;
+       ++turns) {
     actor_base* a = ready_head_;
     ready_head_ = acc::next_ready(*a);
     if (!ready_head_) ready_tail_ = nullptr;
@@ -455,9 +473,9 @@ void shard::fail_actor(actor_base& a, envelope* e, std::exception_ptr failure) {
   spdlog::error("actor {} ({}) failed handling {}: {}", self_of(a).to_string(), actor_name(&a),
                 type_name(e->type), why);
   if (e->request && !e->is_reply()) {
-    queue_failure(*e, errc::failed,
-                  "actor " + self_of(a).to_string() + " failed handling " + type_name(e->type) +
-                      ": " + why);
+    queue_failure(
+        *e, errc::failed,
+        "actor " + self_of(a).to_string() + " failed handling " + type_name(e->type) + ": " + why);
   }
   acc::state(a) |= st_stopping;
 }
@@ -536,8 +554,8 @@ void shard::complete_pending(envelope* reply) {
 
 void shard::fail_ask(std::uint64_t request, const pending_entry& p, errc code, std::string text) {
   (void)p;
-  auto* e = make_envelope(ask_failure{code, std::move(text)}, address{},
-                          address(engine_, index_, 0, 0));
+  auto* e =
+      make_envelope(ask_failure{code, std::move(text)}, address{}, address(engine_, index_, 0, 0));
   e->request = request;
   e->flags |= flag_reply;
   shard_counters::bump(counters_.sent);
@@ -546,7 +564,8 @@ void shard::fail_ask(std::uint64_t request, const pending_entry& p, errc code, s
 
 void shard::queue_failure(const envelope& request, errc code, std::string text) {
   if (request.sender.is_null()) return;
-  send_reply(request, make_envelope(ask_failure{code, std::move(text)}, request.target, request.sender));
+  send_reply(request,
+             make_envelope(ask_failure{code, std::move(text)}, request.target, request.sender));
 }
 
 bool shard::run_replies() {
@@ -609,9 +628,7 @@ bool shard::run_timers() {
           destroy_envelope(te.msg);  // cancelled: never sent
         }
         break;
-      case timer_kind::resume:
-        te.h.resume();
-        break;
+      case timer_kind::resume: te.h.resume(); break;
       case timer_kind::ask_timeout: {
         const std::uint32_t i = static_cast<std::uint32_t>(te.request & 0xffffffffu) - 1;
         if (i < pending_.size() && pending_[i].waiter &&
@@ -646,18 +663,15 @@ void shard::dead_letter(envelope* e, dead_reason why, const actor_base* at) {
                type_name(e->type);
         break;
       case dead_reason::actor_stopped:
-        text = "actor " + e->target.to_string() + " had stopped before handling " + type_name(e->type);
+        text =
+            "actor " + e->target.to_string() + " had stopped before handling " + type_name(e->type);
         break;
       case dead_reason::no_route:
         text = "no link to engine " + std::to_string(e->target.engine()) + " for " +
                e->target.to_string();
         break;
-      case dead_reason::shutting_down:
-        text = "the engine is shutting down";
-        break;
-      default:
-        text = "no actor at " + e->target.to_string();
-        break;
+      case dead_reason::shutting_down: text = "the engine is shutting down"; break;
+      default: text = "no actor at " + e->target.to_string(); break;
     }
     queue_failure(*e, errc_for(why), std::move(text));
   }
@@ -669,7 +683,8 @@ void shard::log_dead_letter(const envelope& e, dead_reason why, const actor_base
   // counters keep every one.
   const auto t = clk::now();
   if (t - log_window_ >= std::chrono::seconds(1)) {
-    if (suppressed_ > 0) spdlog::warn("shard {}: {} more dead letters not logged", index_, suppressed_);
+    if (suppressed_ > 0)
+      spdlog::warn("shard {}: {} more dead letters not logged", index_, suppressed_);
     log_window_ = t;
     logged_in_window_ = 0;
     suppressed_ = 0;
@@ -716,11 +731,8 @@ void shard::enter_phase(shutdown_phase p) {
       }
       break;
     }
-    case shutdown_phase::closed:
-      close();
-      break;
-    case shutdown_phase::running:
-      break;
+    case shutdown_phase::closed: close(); break;
+    case shutdown_phase::running: break;
   }
   phase_ack_.store(p, std::memory_order_release);
 }
@@ -760,7 +772,9 @@ bool shard::drain_after_close() {
 // ---------------------------------------------------------------- entry points
 
 void send(shard& s, envelope* e) { s.send(e); }
-void send_reply(shard& s, const envelope& request, envelope* reply) { s.send_reply(request, reply); }
+void send_reply(shard& s, const envelope& request, envelope* reply) {
+  s.send_reply(request, reply);
+}
 void start_ask(shard& s, pending_ask& p, envelope* request, duration timeout) {
   s.start_ask(p, request, timeout);
 }

@@ -107,7 +107,9 @@ class shard {
   shutdown_phase phase() const noexcept { return phase_ack_.load(std::memory_order_acquire); }
   bool outside_empty() const noexcept { return !outside_pending_.load(std::memory_order_acquire); }
   const shard_counters& counters() const noexcept { return counters_; }
-  std::uint64_t live_actors() const noexcept { return counters_.live.load(std::memory_order_relaxed); }
+  std::uint64_t live_actors() const noexcept {
+    return counters_.live.load(std::memory_order_relaxed);
+  }
   std::string io_description() const;
 
   /// After the thread has ended: dead-letters what is still queued inbound.

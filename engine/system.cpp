@@ -26,8 +26,8 @@ constexpr auto quiet_limit = std::chrono::seconds(30);
 
 system_impl::system_impl(system_options options) : options_(options) {
   unsigned n = options_.inline_mode ? 1u
-               : options_.shards     ? options_.shards
-                                     : std::max(1u, std::thread::hardware_concurrency());
+               : options_.shards    ? options_.shards
+                                    : std::max(1u, std::thread::hardware_concurrency());
   if (n >= address::outside_shard) {
     throw std::invalid_argument("system_options::shards must be below 65535, got " +
                                 std::to_string(n));
@@ -132,8 +132,7 @@ std::uint16_t system_impl::place(const spawn_options& o, const shard* from) {
   const std::size_t n = shards_.size();
   if (o.shard >= 0) return static_cast<std::uint16_t>(static_cast<std::size_t>(o.shard) % n);
   switch (o.where) {
-    case placement::local:
-      return from ? from->index() : 0;
+    case placement::local: return from ? from->index() : 0;
     case placement::automatic:
       if (from) return from->index();
       [[fallthrough]];
@@ -157,18 +156,18 @@ std::uint16_t system_impl::place(const spawn_options& o, const shard* from) {
 void system_impl::dead_letter_outside(envelope* e, dead_reason why) {
   shard_counters::bump(outside_counters.dead[static_cast<std::size_t>(why)]);
   if (e->request && e->sender.shard() == address::outside_shard) {
-    auto* r = make_envelope(ask_failure{why == dead_reason::shutting_down ? errc::shutting_down
-                                                                           : errc::dead_actor,
-                                        "cannot deliver to " + e->target.to_string() + ": " +
-                                            to_string(why)},
-                            e->target, e->sender);
+    auto* r = make_envelope(
+        ask_failure{why == dead_reason::shutting_down ? errc::shutting_down : errc::dead_actor,
+                    "cannot deliver to " + e->target.to_string() + ": " + to_string(why)},
+        e->target, e->sender);
     r->request = e->request;
     r->flags |= flag_reply;
     shard_counters::bump(outside_counters.sent);
     if (deliver_outside(r)) {
       shard_counters::bump(outside_counters.delivered);
     } else {
-      shard_counters::bump(outside_counters.dead[static_cast<std::size_t>(dead_reason::late_reply)]);
+      shard_counters::bump(
+          outside_counters.dead[static_cast<std::size_t>(dead_reason::late_reply)]);
       destroy_envelope(r);
     }
   }
@@ -180,9 +179,12 @@ void system_impl::outside_send(envelope* e) {
   if (!control) shard_counters::bump(outside_counters.sent);
   const address to = e->target;
   dead_reason why = dead_reason::count_;
-  if (stopped()) why = dead_reason::shutting_down;
-  else if (to.engine() != options_.engine_id) why = to.is_null() ? dead_reason::no_such_actor : dead_reason::no_route;
-  else if (to.shard() >= shards_.size()) why = dead_reason::no_such_actor;
+  if (stopped())
+    why = dead_reason::shutting_down;
+  else if (to.engine() != options_.engine_id)
+    why = to.is_null() ? dead_reason::no_such_actor : dead_reason::no_route;
+  else if (to.shard() >= shards_.size())
+    why = dead_reason::no_such_actor;
   if (why != dead_reason::count_) {
     if (control) {
       if (e->type == type_id<install_actor>()) delete e->as<install_actor>().actor;
@@ -257,7 +259,8 @@ envelope* system_impl::outside_ask(envelope* request, duration timeout) {
 
 std::uint64_t system_impl::run_until_idle() {
   if (!options_.inline_mode) {
-    throw std::logic_error("system::run_until_idle is for inline mode (system_options::inline_mode)");
+    throw std::logic_error(
+        "system::run_until_idle is for inline mode (system_options::inline_mode)");
   }
   shard& s = *shards_[0];
   shard* saved = std::exchange(this_shard, &s);
@@ -274,7 +277,8 @@ std::uint64_t system_impl::run_until_idle() {
 
 void system_impl::broadcast_phase(shutdown_phase p) {
   for (auto& s : shards_) {
-    auto* e = make_envelope(enter_phase_msg{p}, address{}, address(options_.engine_id, s->index(), 0, 0));
+    auto* e =
+        make_envelope(enter_phase_msg{p}, address{}, address(options_.engine_id, s->index(), 0, 0));
     e->flags |= flag_control;
     s->post_outside(e);
   }
@@ -389,8 +393,7 @@ envelope* outside_ask(system_impl& sys, envelope* request, duration timeout) {
 
 namespace troupe {
 
-system::system(system_options options)
-    : impl_(std::make_unique<internal::system_impl>(options)) {}
+system::system(system_options options) : impl_(std::make_unique<internal::system_impl>(options)) {}
 system::~system() = default;
 
 std::uint64_t system::run_until_idle() { return impl_->run_until_idle(); }

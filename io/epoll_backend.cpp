@@ -39,7 +39,8 @@ class epoll_backend final : public reactor_backend {
         ms = -1;
       } else if (block) {
         // Round up: waking early only to sleep again burns CPU.
-        auto us = std::chrono::duration_cast<std::chrono::microseconds>(deadline - clock::now()).count();
+        auto us =
+            std::chrono::duration_cast<std::chrono::microseconds>(deadline - clock::now()).count();
         ms = us <= 0 ? 0 : static_cast<int>((us + 999) / 1000);
       }
       n = ::epoll_wait(epfd_, events, 16, ms);

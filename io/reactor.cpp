@@ -53,10 +53,8 @@ std::string explain_uring_failure(int err) {
              ". The kernel could not allocate the ring: raise the locked-memory limit "
              "(ulimit -l) or run with --io=epoll";
     case EMFILE:
-    case ENFILE:
-      return what + ". Out of file descriptors: raise ulimit -n";
-    default:
-      return what + ". Run with --io=epoll to use the epoll backend instead";
+    case ENFILE: return what + ". Out of file descriptors: raise ulimit -n";
+    default: return what + ". Run with --io=epoll to use the epoll backend instead";
   }
 }
 

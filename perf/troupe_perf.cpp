@@ -190,7 +190,8 @@ measurement run_ring(unsigned n_shards, std::uint64_t hops) {
   for (std::size_t i = 0; i < ring_size; ++i) {
     nodes.push_back(sys.spawn<ring_node>(troupe::spawn_options{.shard = 0}, hops, &fin));
   }
-  for (std::size_t i = 0; i < ring_size; ++i) sys.tell(nodes[i], next_is{nodes[(i + 1) % ring_size]});
+  for (std::size_t i = 0; i < ring_size; ++i)
+    sys.tell(nodes[i], next_is{nodes[(i + 1) % ring_size]});
   auto t0 = clock_type::now();
   sys.tell(nodes[0], token{0});
   done.wait();
@@ -230,8 +231,9 @@ std::vector<measurement> run_spawn(unsigned n_shards, std::uint64_t n) {
   const long after = rss_bytes();
   do_not_optimize(children);
   for (auto& c : children) sys.tell(c, start{});
-  return {{"spawn", static_cast<double>(n) / elapsed, "spawn/s"},
-          {"spawn-bytes", static_cast<double>(after - before) / static_cast<double>(n), "bytes/actor"}};
+  return {
+      {"spawn", static_cast<double>(n) / elapsed, "spawn/s"},
+      {"spawn-bytes", static_cast<double>(after - before) / static_cast<double>(n), "bytes/actor"}};
 }
 
 // -- skynet --------------------------------------------------------------------
@@ -299,8 +301,8 @@ measurement run_skynet(unsigned n_shards, std::int64_t leaves) {
   const double elapsed = seconds_since(t0);
   const std::int64_t expected = leaves * (leaves - 1) / 2;
   if (sum != expected) {
-    std::fprintf(stderr, "troupe-perf: skynet sum %lld, expected %lld\n", static_cast<long long>(sum),
-                 static_cast<long long>(expected));
+    std::fprintf(stderr, "troupe-perf: skynet sum %lld, expected %lld\n",
+                 static_cast<long long>(sum), static_cast<long long>(expected));
     std::exit(1);
   }
   return {"skynet", static_cast<double>(actors) / elapsed, "actors/s"};
@@ -333,9 +335,12 @@ int main(int argc, char** argv) {
   std::uint64_t n = 0;
   unsigned runs = 1;
   bool json = false;
-  app.add_option("--workload", workload, "workload to run")->required()->check(CLI::IsMember(workloads));
+  app.add_option("--workload", workload, "workload to run")
+      ->required()
+      ->check(CLI::IsMember(workloads));
   app.add_option("--shards", n_shards, "shards")->check(CLI::Range(1u, 256u));
-  app.add_option("--n", n, "size: round trips, messages, hops, actors or skynet leaves (0 = default)");
+  app.add_option("--n", n,
+                 "size: round trips, messages, hops, actors or skynet leaves (0 = default)");
   app.add_option("--runs", runs, "repetitions")->check(CLI::Range(1u, 100u));
   app.add_flag("--json", json, "one JSON object per run");
   bool no_pin = false;

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config ccache
+  build-essential cmake ninja-build pkg-config ccache clang-format
   liburing-dev libboost-context-dev nlohmann-json3-dev catch2
   libspdlog-dev libfmt-dev libcli11-dev
 )

@@ -50,8 +50,9 @@ struct relay : troupe::actor<relay, bump, set_peer> {
 
 TEST_CASE("plain handlers allocate nothing per message once warm", "[engine][alloc]") {
 #if defined(__SANITIZE_ADDRESS__)
-  WARN("AddressSanitizer build: the envelope pool hands every object to operator new here, "
-       "so this build checks only that the messages arrive; the plain build checks the count");
+  WARN(
+      "AddressSanitizer build: the envelope pool hands every object to operator new here, "
+      "so this build checks only that the messages arrive; the plain build checks the count");
 #endif
   troupe::system_options o;
   o.shards = 1;

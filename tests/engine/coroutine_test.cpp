@@ -98,7 +98,8 @@ TEST_CASE("a waiting coroutine handler keeps its actor's mailbox queued", "[engi
   CHECK(sys.ask<int>(c, get{}, 5s).value() == 11);
 }
 
-TEST_CASE("coroutine handlers compose: a task awaits a task that awaits asks", "[engine][coroutine]") {
+TEST_CASE("coroutine handlers compose: a task awaits a task that awaits asks",
+          "[engine][coroutine]") {
   troupe::system_options o;
   o.shards = 2;
   troupe::system sys(o);
@@ -124,8 +125,7 @@ TEST_CASE("a coroutine handler that throws after suspending fails its ask", "[en
   CHECK(r.err().text().find("late failure") != std::string::npos);
 }
 
-TEST_CASE("a reply that comes after its ask timed out is counted and discarded",
-          "[engine][ask]") {
+TEST_CASE("a reply that comes after its ask timed out is counted and discarded", "[engine][ask]") {
   struct asker : troupe::actor<asker, get> {
     address g;
     explicit asker(address a) : g(a) {}

@@ -44,7 +44,8 @@ TEST_CASE("an idle troupe serve sleeps: its shards use no CPU", "[binary][serve]
 
 TEST_CASE("troupe serve --io=uring without io_uring fails with what failed and what to do",
           "[binary][serve][probe]") {
-  child_process p({TROUPE_BINARY, "serve", "--io", "uring"}, [] { troupe::test::forbid_io_uring(); });
+  child_process p({TROUPE_BINARY, "serve", "--io", "uring"},
+                  [] { troupe::test::forbid_io_uring(); });
   auto status = p.wait_exit(20s);
   REQUIRE(status);
   CHECK(WEXITSTATUS(*status) == 1);
@@ -55,8 +56,10 @@ TEST_CASE("troupe serve --io=uring without io_uring fails with what failed and w
   CHECK(out.find("--io=epoll") != std::string::npos);
 }
 
-TEST_CASE("troupe serve without io_uring falls back to epoll and says why", "[binary][serve][probe]") {
-  child_process p({TROUPE_BINARY, "serve", "--shards", "1"}, [] { troupe::test::forbid_io_uring(); });
+TEST_CASE("troupe serve without io_uring falls back to epoll and says why",
+          "[binary][serve][probe]") {
+  child_process p({TROUPE_BINARY, "serve", "--shards", "1"},
+                  [] { troupe::test::forbid_io_uring(); });
   REQUIRE(p.wait_for_output("serving", 10s));
   CHECK(p.output().find("io epoll (fallback: io_uring_setup failed") != std::string::npos);
   p.signal(SIGTERM);

@@ -31,7 +31,9 @@ int library_middle(address store_addr, int key) { return library_leaf(store_addr
 struct legacy : troupe::stackful_actor<legacy, compute, ping> {
   address store_addr;
   explicit legacy(address s) : store_addr(s) {}
-  int on(const compute& m) { return library_middle(store_addr, m.key) + library_middle(store_addr, 1); }
+  int on(const compute& m) {
+    return library_middle(store_addr, m.key) + library_middle(store_addr, 1);
+  }
   int on(const ping&) { return 1; }
 };
 

@@ -238,7 +238,8 @@ TEST_CASE("placement spreads actors round-robin or to the least loaded shard", "
   // Load shard 0, then ask for the least loaded: never shard 0.
   for (int i = 0; i < 20; ++i) sys.spawn<counter>(troupe::spawn_options{.shard = 0});
   sys.ask<int>(sys.spawn<counter>(troupe::spawn_options{.shard = 0}), get{}, 5s).value();
-  address light = sys.spawn<counter>(troupe::spawn_options{.where = troupe::placement::least_loaded});
+  address light =
+      sys.spawn<counter>(troupe::spawn_options{.where = troupe::placement::least_loaded});
   CHECK(light.shard() != 0);
 }
 
@@ -316,7 +317,8 @@ TEST_CASE("shutdown accounts for every message: sent = delivered + dead-lettered
   // After stop, sends are dead letters, not lost.
   sys.tell(sink, add{1});
   auto after = sys.counters();
-  CHECK(after.dead(troupe::dead_reason::shutting_down) == st.dead(troupe::dead_reason::shutting_down) + 1);
+  CHECK(after.dead(troupe::dead_reason::shutting_down) ==
+        st.dead(troupe::dead_reason::shutting_down) + 1);
   CHECK(after.sent == after.delivered + after.dead_letters);
 }
 

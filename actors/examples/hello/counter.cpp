@@ -3,7 +3,9 @@
 #include <chrono>
 #include <iostream>
 
-struct add { int n; };
+struct add {
+  int n;
+};
 struct get {};
 
 // An actor: typed handlers, no locks; its state is its own.

@@ -20,16 +20,21 @@ class shard;
 struct actor_access;
 
 template <class D, class M>
-concept has_handler = requires(D& d, M& m) { d.on(m); };
+concept has_handler = requires(D& d, M& m) {
+  d.on(m);
+};
 
 template <class D>
-concept has_on_start = requires(D& d) { d.on_start(); };
+concept has_on_start = requires(D& d) {
+  d.on_start();
+};
 
 template <class D, class M>
 constexpr bool check_handler() {
-  static_assert(message<M>,
-                "A type listed in troupe::actor<Self, Msgs...> is not a message: a message must be "
-                "an object type (no reference, array or const) that is nothrow move-constructible.");
+  static_assert(
+      message<M>,
+      "A type listed in troupe::actor<Self, Msgs...> is not a message: a message must be "
+      "an object type (no reference, array or const) that is nothrow move-constructible.");
   static_assert(has_handler<D, M>,
                 "An actor lists a message type in troupe::actor<Self, Msgs...> but has no "
                 "handler for it: add `void on(const M&)` (or one returning a reply or a "

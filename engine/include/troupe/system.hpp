@@ -9,8 +9,8 @@
 
 #include "troupe/actor.hpp"
 #include "troupe/address.hpp"
-#include "troupe/io/reactor.hpp"
 #include "troupe/internal/runtime.hpp"
+#include "troupe/io/reactor.hpp"
 #include "troupe/message.hpp"
 #include "troupe/result.hpp"
 

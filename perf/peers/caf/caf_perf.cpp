@@ -71,9 +71,8 @@ constexpr int run_limit_seconds = 120;
 // limit. Blocking receives and the actor_system destructor cannot be given a
 // deadline themselves, so a separate thread enforces it.
 class watchdog {
-public:
-  watchdog() : thread_([this] { loop(); }) {
-  }
+ public:
+  watchdog() : thread_([this] { loop(); }) {}
 
   ~watchdog() {
     {
@@ -100,7 +99,7 @@ public:
     cv_.notify_all();
   }
 
-private:
+ private:
   void loop() {
     std::unique_lock<std::mutex> guard{mtx_};
     while (!quit_) {
@@ -108,13 +107,12 @@ private:
         cv_.wait(guard);
         continue;
       }
-      if (cv_.wait_until(guard, deadline_) == std::cv_status::timeout && armed_
-          && clock_type::now() >= deadline_) {
-        std::fprintf(stderr, "caf-perf: workload %s did not finish within %d s\n",
-                     what_.c_str(), run_limit_seconds);
+      if (cv_.wait_until(guard, deadline_) == std::cv_status::timeout && armed_ &&
+          clock_type::now() >= deadline_) {
+        std::fprintf(stderr, "caf-perf: workload %s did not finish within %d s\n", what_.c_str(),
+                     run_limit_seconds);
         std::fflush(stderr);
-        if (child_ > 0)
-          kill(child_, SIGKILL);
+        if (child_ > 0) kill(child_, SIGKILL);
         std::fflush(stdout);
         std::_Exit(1);
       }
@@ -139,7 +137,7 @@ long long read_rss_bytes() {
   std::string line;
   while (std::getline(in, line)) {
     if (line.compare(0, 6, "VmRSS:") == 0)
-      return std::atoll(line.c_str() + 6) * 1024; // value is in kB
+      return std::atoll(line.c_str() + 6) * 1024;  // value is in kB
   }
   return -1;
 }
@@ -151,14 +149,13 @@ double seconds_since(clock_type::time_point t0) {
 struct options {
   std::string workload;
   int workers = 0;
-  long long n = -1; // -1: workload default
+  long long n = -1;  // -1: workload default
   int runs = 1;
   bool json = false;
-  long long max_throughput = 0; // 0: CAF default (unlimited)
+  long long max_throughput = 0;  // 0: CAF default (unlimited)
 };
 
-void report(const options& opts, const std::string& workload, double value,
-            const char* unit) {
+void report(const options& opts, const std::string& workload, double value, const char* unit) {
   // Rates are printed as integers; bytes/actor with one decimal.
   char num[64];
   if (std::strcmp(unit, "bytes/actor") == 0)
@@ -166,9 +163,10 @@ void report(const options& opts, const std::string& workload, double value,
   else
     std::snprintf(num, sizeof(num), "%.0f", value);
   if (opts.json)
-    std::printf("{\"system\":\"caf\",\"workload\":\"%s\",\"value\":%s,"
-                "\"unit\":\"%s\"}\n",
-                workload.c_str(), num, unit);
+    std::printf(
+        "{\"system\":\"caf\",\"workload\":\"%s\",\"value\":%s,"
+        "\"unit\":\"%s\"}\n",
+        workload.c_str(), num, unit);
   else
     std::printf("caf %s %s %s\n", workload.c_str(), num, unit);
   std::fflush(stdout);
@@ -178,8 +176,7 @@ void report(const options& opts, const std::string& workload, double value,
 void configure(actor_system_config& cfg, const options& opts) {
   cfg.set("scheduler.max-threads", static_cast<int>(opts.workers));
   if (opts.max_throughput > 0)
-    cfg.set("scheduler.max-throughput",
-            static_cast<int64_t>(opts.max_throughput));
+    cfg.set("scheduler.max-throughput", static_cast<int64_t>(opts.max_throughput));
 }
 
 // -- pingpong -----------------------------------------------------------------
@@ -187,33 +184,29 @@ void configure(actor_system_config& cfg, const options& opts) {
 // Answers every ping with a pong; the handler's result goes back to the sender.
 behavior pong_actor(event_based_actor*) {
   return {
-    [](ping_atom) { return pong_atom::value; },
+      [](ping_atom) { return pong_atom::value; },
   };
 }
 
 class ping_actor : public event_based_actor {
-public:
+ public:
   ping_actor(actor_config& cfg, actor pong, actor reporter, uint64_t n)
-    : event_based_actor(cfg),
-      pong_(std::move(pong)),
-      reporter_(std::move(reporter)),
-      n_(n) {
-  }
+      : event_based_actor(cfg), pong_(std::move(pong)), reporter_(std::move(reporter)), n_(n) {}
 
   behavior make_behavior() override {
     return {
-      [this](start_atom) { send(pong_, ping_atom::value); },
-      [this](pong_atom) {
-        if (++count_ == n_) {
-          send(reporter_, done_atom::value);
-          return;
-        }
-        send(pong_, ping_atom::value);
-      },
+        [this](start_atom) { send(pong_, ping_atom::value); },
+        [this](pong_atom) {
+          if (++count_ == n_) {
+            send(reporter_, done_atom::value);
+            return;
+          }
+          send(pong_, ping_atom::value);
+        },
     };
   }
 
-private:
+ private:
   actor pong_;
   actor reporter_;
   uint64_t n_;
@@ -236,23 +229,22 @@ double run_pingpong(actor_system& sys, uint64_t n) {
 // -- fan-in -------------------------------------------------------------------
 
 class fanin_receiver : public event_based_actor {
-public:
+ public:
   fanin_receiver(actor_config& cfg, actor reporter, uint64_t n)
-    : event_based_actor(cfg), reporter_(std::move(reporter)), n_(n) {
-  }
+      : event_based_actor(cfg), reporter_(std::move(reporter)), n_(n) {}
 
   behavior make_behavior() override {
     return {
-      [this](msg_atom) {
-        if (++count_ == n_) {
-          send(reporter_, done_atom::value);
-          quit();
-        }
-      },
+        [this](msg_atom) {
+          if (++count_ == n_) {
+            send(reporter_, done_atom::value);
+            quit();
+          }
+        },
     };
   }
 
-private:
+ private:
   actor reporter_;
   uint64_t n_;
   uint64_t count_ = 0;
@@ -263,27 +255,25 @@ constexpr uint64_t fanin_burst = 1000;
 // Sends its share in bursts; between bursts it re-queues itself through its
 // own mailbox so other actors get to run.
 class fanin_sender : public event_based_actor {
-public:
+ public:
   fanin_sender(actor_config& cfg, actor receiver, uint64_t n)
-    : event_based_actor(cfg), receiver_(std::move(receiver)), left_(n) {
-  }
+      : event_based_actor(cfg), receiver_(std::move(receiver)), left_(n) {}
 
   behavior make_behavior() override {
     return {
-      [this](continue_atom) {
-        auto k = left_ < fanin_burst ? left_ : fanin_burst;
-        for (uint64_t i = 0; i < k; ++i)
-          send(receiver_, msg_atom::value);
-        left_ -= k;
-        if (left_ > 0)
-          send(this, continue_atom::value);
-        else
-          quit();
-      },
+        [this](continue_atom) {
+          auto k = left_ < fanin_burst ? left_ : fanin_burst;
+          for (uint64_t i = 0; i < k; ++i) send(receiver_, msg_atom::value);
+          left_ -= k;
+          if (left_ > 0)
+            send(this, continue_atom::value);
+          else
+            quit();
+        },
     };
   }
 
-private:
+ private:
   actor receiver_;
   uint64_t left_;
 };
@@ -294,11 +284,9 @@ double run_fanin(actor_system& sys, uint64_t n, uint64_t k) {
   auto receiver = sys.spawn<fanin_receiver>(actor{self}, n);
   std::vector<actor> senders;
   for (uint64_t i = 0; i < k; ++i)
-    senders.push_back(
-      sys.spawn<fanin_sender>(receiver, n / k + (i < n % k ? 1 : 0)));
+    senders.push_back(sys.spawn<fanin_sender>(receiver, n / k + (i < n % k ? 1 : 0)));
   auto t0 = clock_type::now();
-  for (auto& s : senders)
-    self->send(s, continue_atom::value);
+  for (auto& s : senders) self->send(s, continue_atom::value);
   self->receive([](done_atom) {});
   return static_cast<double>(n) / seconds_since(t0);
 }
@@ -308,24 +296,23 @@ double run_fanin(actor_system& sys, uint64_t n, uint64_t k) {
 constexpr size_t ring_size = 503;
 
 class ring_node : public event_based_actor {
-public:
+ public:
   ring_node(actor_config& cfg, actor reporter, uint64_t hops)
-    : event_based_actor(cfg), reporter_(std::move(reporter)), hops_(hops) {
-  }
+      : event_based_actor(cfg), reporter_(std::move(reporter)), hops_(hops) {}
 
   behavior make_behavior() override {
     return {
-      [this](init_atom, actor& next) { next_ = std::move(next); },
-      [this](hop_atom, uint64_t count) {
-        if (count >= hops_)
-          send(reporter_, done_atom::value);
-        else
-          send(next_, hop_atom::value, count + 1);
-      },
+        [this](init_atom, actor& next) { next_ = std::move(next); },
+        [this](hop_atom, uint64_t count) {
+          if (count >= hops_)
+            send(reporter_, done_atom::value);
+          else
+            send(next_, hop_atom::value, count + 1);
+        },
     };
   }
 
-private:
+ private:
   actor reporter_;
   actor next_;
   uint64_t hops_;
@@ -335,8 +322,7 @@ double run_ring(actor_system& sys, uint64_t hops) {
   scoped_actor self{sys};
   std::vector<actor> nodes;
   nodes.reserve(ring_size);
-  for (size_t i = 0; i < ring_size; ++i)
-    nodes.push_back(sys.spawn<ring_node>(actor{self}, hops));
+  for (size_t i = 0; i < ring_size; ++i) nodes.push_back(sys.spawn<ring_node>(actor{self}, hops));
   for (size_t i = 0; i < ring_size; ++i)
     self->send(nodes[i], init_atom::value, nodes[(i + 1) % ring_size]);
   auto t0 = clock_type::now();
@@ -344,8 +330,7 @@ double run_ring(actor_system& sys, uint64_t hops) {
   self->receive([](done_atom) {});
   auto elapsed = seconds_since(t0);
   // The nodes reference each other in a cycle; stop them explicitly.
-  for (auto& node : nodes)
-    anon_send_exit(node, exit_reason::user_shutdown);
+  for (auto& node : nodes) anon_send_exit(node, exit_reason::user_shutdown);
   return static_cast<double>(hops) / elapsed;
 }
 
@@ -353,7 +338,7 @@ double run_ring(actor_system& sys, uint64_t hops) {
 
 behavior idle_actor(event_based_actor* self) {
   return {
-    [=](stop_atom) { self->quit(); },
+      [=](stop_atom) { self->quit(); },
   };
 }
 
@@ -374,24 +359,21 @@ behavior idle_actor(event_based_actor* self) {
 // is already resident when the "before" RSS is taken: bytes/actor then counts
 // the actors only.
 class spawner : public event_based_actor {
-public:
+ public:
   spawner(actor_config& cfg, actor reporter, std::vector<actor>* children)
-    : event_based_actor(cfg), reporter_(std::move(reporter)),
-      children_(children) {
-  }
+      : event_based_actor(cfg), reporter_(std::move(reporter)), children_(children) {}
 
   behavior make_behavior() override {
     return {
-      [this](start_atom) {
-        for (auto& child : *children_)
-          child = spawn<lazy_init>(idle_actor);
-        send(reporter_, done_atom::value);
-        quit();
-      },
+        [this](start_atom) {
+          for (auto& child : *children_) child = spawn<lazy_init>(idle_actor);
+          send(reporter_, done_atom::value);
+          quit();
+        },
     };
   }
 
-private:
+ private:
   actor reporter_;
   std::vector<actor>* children_;
 };
@@ -413,8 +395,7 @@ spawn_result run_spawn(actor_system& sys, uint64_t n) {
   auto rss_after = read_rss_bytes();
   // Stop them from this (non-worker) thread: CAF spreads the wake-ups of the
   // stopped actors round-robin over the workers.
-  for (auto& child : children)
-    anon_send(child, stop_atom::value);
+  for (auto& child : children) anon_send(child, stop_atom::value);
   children.clear();
   return {static_cast<double>(n) / elapsed,
           static_cast<double>(rss_after - rss_before) / static_cast<double>(n)};
@@ -425,11 +406,9 @@ spawn_result run_spawn(actor_system& sys, uint64_t n) {
 constexpr int64_t skynet_fanout = 10;
 
 class skynet_node : public event_based_actor {
-public:
+ public:
   skynet_node(actor_config& cfg, actor parent, int64_t num, int64_t size)
-    : event_based_actor(cfg), parent_(std::move(parent)), num_(num),
-      size_(size) {
-  }
+      : event_based_actor(cfg), parent_(std::move(parent)), num_(num), size_(size) {}
 
   behavior make_behavior() override {
     if (size_ == 1) {
@@ -441,17 +420,17 @@ public:
     for (int64_t i = 0; i < skynet_fanout; ++i)
       spawn<skynet_node>(actor_cast<actor>(this), num_ + i * sub, sub);
     return {
-      [this](value_atom, int64_t value) {
-        sum_ += value;
-        if (++replies_ == skynet_fanout) {
-          send(parent_, value_atom::value, sum_);
-          quit();
-        }
-      },
+        [this](value_atom, int64_t value) {
+          sum_ += value;
+          if (++replies_ == skynet_fanout) {
+            send(parent_, value_atom::value, sum_);
+            quit();
+          }
+        },
     };
   }
 
-private:
+ private:
   actor parent_;
   int64_t num_;
   int64_t size_;
@@ -468,23 +447,20 @@ struct skynet_result {
 // `leaves` must be a power of 10.
 skynet_result run_skynet(actor_system& sys, int64_t leaves) {
   int64_t actors = 0;
-  for (int64_t level = 1; level <= leaves; level *= skynet_fanout)
-    actors += level;
+  for (int64_t level = 1; level <= leaves; level *= skynet_fanout) actors += level;
   scoped_actor self{sys};
   int64_t sum = -1;
   auto t0 = clock_type::now();
   sys.spawn<skynet_node>(actor{self}, int64_t{0}, leaves);
   self->receive([&](value_atom, int64_t value) { sum = value; });
   auto elapsed = seconds_since(t0);
-  return {static_cast<double>(actors) / elapsed, sum,
-          leaves * (leaves - 1) / 2};
+  return {static_cast<double>(actors) / elapsed, sum, leaves * (leaves - 1) / 2};
 }
 
 // -- command line -------------------------------------------------------------
 
 [[noreturn]] void usage(const char* msg) {
-  if (msg)
-    std::fprintf(stderr, "caf-perf: %s\n", msg);
+  if (msg) std::fprintf(stderr, "caf-perf: %s\n", msg);
   std::fprintf(stderr,
                "usage: caf-perf --workload NAME --workers W [--n N] [--runs R]"
                " [--json] [--max-throughput T]\n"
@@ -508,8 +484,7 @@ options parse_args(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&]() -> const char* {
-      if (i + 1 >= argc)
-        usage(("missing value for " + arg).c_str());
+      if (i + 1 >= argc) usage(("missing value for " + arg).c_str());
       return argv[++i];
     };
     if (arg == "--workload")
@@ -529,14 +504,10 @@ options parse_args(int argc, char** argv) {
     else
       usage(("unknown argument " + arg).c_str());
   }
-  if (opts.workload.empty())
-    usage("--workload is required");
-  if (opts.workers < 1)
-    usage("--workers must be at least 1");
-  if (opts.runs < 1)
-    usage("--runs must be at least 1");
-  if (opts.n == 0)
-    usage("--n must be positive");
+  if (opts.workload.empty()) usage("--workload is required");
+  if (opts.workers < 1) usage("--workers must be at least 1");
+  if (opts.runs < 1) usage("--runs must be at least 1");
+  if (opts.n == 0) usage("--n must be positive");
   return opts;
 }
 
@@ -566,25 +537,23 @@ bool run_once(const options& opts) {
     auto res = run_skynet(sys, leaves);
     if (res.sum != res.expected) {
       std::fprintf(stderr, "caf-perf: skynet sum %lld, expected %lld\n",
-                   static_cast<long long>(res.sum),
-                   static_cast<long long>(res.expected));
+                   static_cast<long long>(res.sum), static_cast<long long>(res.expected));
       return false;
     }
     report(opts, w, res.rate, "actors/s");
   } else {
     usage(("unknown workload " + w).c_str());
   }
-  return true; // ~actor_system waits for all actors to terminate
+  return true;  // ~actor_system waits for all actors to terminate
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   auto opts = parse_args(argc, argv);
   if (opts.workload == "skynet" && opts.n > 0) {
     long long p = 1;
-    while (p < opts.n)
-      p *= skynet_fanout;
+    while (p < opts.n) p *= skynet_fanout;
     if (p != opts.n || opts.n < skynet_fanout)
       usage("skynet --n (number of leaves) must be a power of 10, >= 10");
   }
@@ -619,8 +588,7 @@ int main(int argc, char** argv) {
       }
     }
     dog.disarm();
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-      return 1;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
   }
   return 0;
 }

@@ -77,8 +77,8 @@ envelope* make_envelope(T&& msg, const address& sender, const address& target) {
   // with one its sender is writing next.
   const std::size_t bytes = (sizeof(envelope) + sizeof(M) + 63) & ~std::size_t{63};
   void* mem = pool_allocate(bytes);
-  auto* e = ::new (mem) envelope{nullptr, type_id<M>(), sender, target, 0, 0,
-                                 static_cast<std::uint32_t>(bytes)};
+  auto* e = ::new (mem)
+      envelope{nullptr, type_id<M>(), sender, target, 0, 0, static_cast<std::uint32_t>(bytes)};
   ::new (e->payload()) M(std::forward<T>(msg));
   return e;
 }
