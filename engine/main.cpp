@@ -36,6 +36,7 @@ int serve(unsigned shards, const std::string& io_choice) {
   }
   spdlog::info("troupe engine {} serving: {} shards, io {}", sys->engine_id(), sys->shard_count(),
                sys->io_description());
+  spdlog::info("kernel offers: {}", troupe::io::probe().describe());
   int sig = 0;
   sigwait(&stop_signals, &sig);
   spdlog::info("received {}, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
