@@ -17,18 +17,12 @@ struct actor_access {
   static envelope*& head(actor_base& a) noexcept { return a.mbox_head_; }
   static envelope*& tail(actor_base& a) noexcept { return a.mbox_tail_; }
   static actor_base*& next_ready(actor_base& a) noexcept { return a.next_ready_; }
-  static shard*& home(actor_base& a) noexcept { return a.shard_; }
-  static const shard* home(const actor_base& a) noexcept { return a.shard_; }
+  /// Handlers run on their actor's shard: the calling thread's.
+  static shard* home(const actor_base&) noexcept { return this_shard; }
   static envelope*& current(actor_base& a) noexcept { return a.current_; }
-  static std::uint32_t& slot(actor_base& a) noexcept { return a.slot_; }
-  static std::uint32_t& incarnation(actor_base& a) noexcept { return a.incarnation_; }
-  static std::uint32_t incarnation(const actor_base& a) noexcept { return a.incarnation_; }
-  static std::uint32_t slot(const actor_base& a) noexcept { return a.slot_; }
+  static std::uint32_t slot(const actor_base& a) noexcept { return a.self_.slot(); }
   static std::uint8_t& state(actor_base& a) noexcept { return a.state_; }
-  static void place(actor_base& a, std::uint32_t engine, std::uint16_t shard) noexcept {
-    a.engine_ = engine;
-    a.shard_index_ = shard;
-  }
+  static void place(actor_base& a, const address& self) noexcept { a.self_ = self; }
   static bool dispatch(actor_base& a, envelope& e) { return a.dispatch(e); }
   static void started(actor_base& a) { a.started(); }
   static fiber_state** fiber_slot(actor_base& a) noexcept { return a.fiber_slot(); }

@@ -10,7 +10,7 @@
 
 namespace troupe::internal {
 
-thread_local shard* this_shard = nullptr;
+constinit thread_local shard* this_shard = nullptr;
 
 namespace {
 
@@ -256,10 +256,7 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
   slot_entry& s = entry(slot);
   s.actor = a;
   s.incarnation = incarnation;
-  acc::home(*a) = this;
-  acc::place(*a, engine_, index_);
-  acc::slot(*a) = slot;
-  acc::incarnation(*a) = incarnation;
+  acc::place(*a, address(engine_, index_, slot, incarnation));
   acc::state(*a) |= st_started;
   shard_counters::bump(counters_.spawned);
   shard_counters::bump(counters_.live);
@@ -786,11 +783,7 @@ void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept {
   acc::home(a)->end_task(a, e, failure);
 }
 void request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
-address self_of(const actor_base& a) noexcept {
-  const shard* s = acc::home(a);
-  if (!s) return {};
-  return address(s->engine(), s->index(), acc::slot(a), acc::incarnation(a));
-}
+address self_of(const actor_base& a) noexcept { return a.self(); }
 std::uint16_t shard_index(const shard& s) noexcept { return s.index(); }
 std::size_t shard_count(const shard& s) noexcept { return s.shard_count(); }
 shard* current_shard() noexcept { return this_shard; }

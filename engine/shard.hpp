@@ -249,7 +249,4 @@ class shard {
   friend class system_impl;
 };
 
-/// The shard whose thread is running (nullptr elsewhere).
-extern thread_local shard* this_shard;
-
 }  // namespace troupe::internal

@@ -83,16 +83,16 @@ class actor_base {
   static void operator delete(void* p, std::size_t n) noexcept { internal::pool_deallocate(p, n); }
 
   /// This actor's address.
-  address self() const noexcept { return address(engine_, shard_index_, slot_, incarnation_); }
+  address self() const noexcept { return self_; }
   /// The sender of the message being handled (null if sent from outside).
   const address& sender() const noexcept { return current_->sender; }
-  std::uint16_t shard_index() const noexcept { return shard_index_; }
-  std::size_t shard_count() const noexcept { return internal::shard_count(*shard_); }
+  std::uint16_t shard_index() const noexcept { return self_.shard(); }
+  std::size_t shard_count() const noexcept { return internal::shard_count(*home_shard()); }
 
   /// Sends `msg` to `to`; never blocks. Order is kept per sender/receiver.
   template <message M>
   void tell(const address& to, M msg) {
-    internal::send(*shard_, internal::make_envelope(std::move(msg), self(), to));
+    internal::send(*home_shard(), internal::make_envelope(std::move(msg), self(), to));
   }
 
   /// Awaitable ask from a coroutine handler: `co_await ask<R>(to, msg, 1s)`
@@ -128,7 +128,8 @@ class actor_base {
 
   template <class R, message M>
   [[nodiscard]] ask_awaiter<R> ask(const address& to, M msg, duration timeout) {
-    return ask_awaiter<R>(shard_, internal::make_envelope(std::move(msg), self(), to), timeout);
+    return ask_awaiter<R>(home_shard(), internal::make_envelope(std::move(msg), self(), to),
+                          timeout);
   }
 
   /// Creates an actor of type A from `args` and returns its address at once;
@@ -137,7 +138,7 @@ class actor_base {
   address spawn(spawn_options o, Args&&... args) {
     static_assert(std::is_base_of_v<actor_base, A>,
                   "spawn<A>: A must be an actor class, derived from troupe::actor<A, Msgs...>.");
-    return internal::spawn_actor(shard_, nullptr, new A(std::forward<Args>(args)...), o);
+    return internal::spawn_actor(home_shard(), nullptr, new A(std::forward<Args>(args)...), o);
   }
   template <class A, class... Args>
   address spawn(Args&&... args) {
@@ -147,11 +148,11 @@ class actor_base {
   /// Delivers `payload` to this actor after `after` (Thespian's wakeupAfter).
   template <message M>
   timer_id wakeup_after(duration after, M payload) {
-    return internal::start_timer(*shard_, after,
+    return internal::start_timer(*home_shard(), after,
                                  internal::make_envelope(std::move(payload), self(), self()));
   }
   /// True if the timer had not fired yet; its payload is then discarded.
-  bool cancel_timer(timer_id id) noexcept { return internal::cancel_timer(*shard_, id); }
+  bool cancel_timer(timer_id id) noexcept { return internal::cancel_timer(*home_shard(), id); }
 
   /// Ends this actor once the current message is handled. Messages still in
   /// its mailbox, and any sent later, go to the dead letters.
@@ -165,7 +166,9 @@ class actor_base {
   virtual void started() {}
   /// Stackful actors return where their fiber lives.
   virtual internal::fiber_state** fiber_slot() noexcept { return nullptr; }
-  internal::shard* home_shard() const noexcept { return shard_; }
+  /// The actor's shard: the one whose thread runs its handlers, so the
+  /// calling thread's shard (the object keeps no pointer of its own).
+  static internal::shard* home_shard() noexcept { return internal::this_shard; }
 
  private:
   friend class internal::shard;
@@ -174,13 +177,9 @@ class actor_base {
   internal::envelope* mbox_head_ = nullptr;
   internal::envelope* mbox_tail_ = nullptr;
   actor_base* next_ready_ = nullptr;
-  internal::shard* shard_ = nullptr;
   internal::envelope* current_ = nullptr;
-  std::uint32_t slot_ = 0;
-  std::uint32_t incarnation_ = 0;
+  address self_;  // kept whole: every tell copies it as the sender in one move
   std::uint8_t state_ = 0;
-  std::uint16_t shard_index_ = 0;
-  std::uint32_t engine_ = 0;
 };
 
 /// An actor class with typed handlers: list the message types it handles,

@@ -54,6 +54,8 @@ std::size_t shard_count(const shard& s) noexcept;
 
 /// The shard whose thread is calling, or nullptr outside any shard.
 shard* current_shard() noexcept;
+/// constinit: no dynamic initialization, so no TLS wrapper call on each use.
+extern constinit thread_local shard* this_shard;
 
 // --- stackful actors ------------------------------------------------------
 
