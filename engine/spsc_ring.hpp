@@ -11,8 +11,6 @@
 #include <cstdint>
 #include <memory>
 
-#include "prefetch.hpp"
-
 namespace troupe::internal {
 
 template <class T>
@@ -53,10 +51,12 @@ class spsc_ring {
     }
     std::size_t n = 0;
     while (read_ != cached_tail_ && n < max) {
-      // The items were written on another core and the consumer will write
-      // them (to queue or free them): start fetching a few ahead.
+      // The items were written on another core: start reading a few ahead.
+      // A read hint, not a write one: the consumer only reads an item (the
+      // pool keeps free lists outside the objects), and taking the line
+      // exclusive would cost the producer a full transfer to write it again.
       if (read_ + prefetch_distance < cached_tail_) {
-        prefetch_for_write(slots_[(read_ + prefetch_distance) & mask_]);
+        __builtin_prefetch(slots_[(read_ + prefetch_distance) & mask_], 0);
       }
       f(slots_[read_ & mask_]);
       ++read_;

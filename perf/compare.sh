@@ -50,6 +50,7 @@ done
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "compare.sh: --runs must be a positive integer" >&2; exit 2; }
 
 run_timeout=${COMPARE_TIMEOUT:-180} # seconds per single run
+# COMPARE_SETTLE (default 1): seconds of rest before each single run.
 
 troupe_bin=${TROUPE_PERF:-$root/build-release/perf/troupe-perf}
 caf_bin=${CAF_PERF:-$root/build-release/perf/peers/caf/caf-perf}
@@ -163,6 +164,9 @@ run_system() {
   local sys=$1 args=$2 rc=0
   local -a argv
   read -r -a argv <<<"$args"
+  # Let the machine settle first: the previous run may have freed a
+  # gigabyte that the kernel is still reclaiming on the cores we measure.
+  sleep "${COMPARE_SETTLE:-1}"
   case "$sys" in
     troupe) timeout -k 10 "$run_timeout" "$troupe_bin" "${argv[@]}" --runs 1 2>"$work/stderr" || rc=$? ;;
     caf) timeout -k 10 "$run_timeout" "$caf_bin" "${argv[@]}" --runs 1 2>"$work/stderr" || rc=$? ;;
