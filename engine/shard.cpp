@@ -521,7 +521,9 @@ void shard::start_ask(pending_ask& p, envelope* request, duration timeout) {
   }
   pending_entry& pe = pending_[i];
   pe.waiter = &p;
-  pe.generation = pe.generation + 1;
+  // Request ids are 62 bits: 30 of generation, 32 of index.
+  pe.generation = (pe.generation + 1) & 0x3fffffffu;
+  if (pe.generation == 0) pe.generation = 1;
   pe.target = request->target;
   pe.timeout = timeout;
   ++pending_count_;

@@ -18,11 +18,27 @@
 
 namespace troupe::internal {
 
-/// What the engine knows of a message type: how to destroy it and its name.
-/// One static instance per type; its address is the type's identity.
+/// The header every message travels with, in front of its payload.
+inline constexpr std::size_t envelope_header_bytes = 56;
+
+/// Where a payload of `align` sits behind the header, and how many bytes
+/// (whole cache lines) an envelope for a payload of `size` takes. Whole
+/// lines: an envelope crossing shards must not share a line with the one
+/// its sender writes next. A payload of up to 8 bytes fits the first line.
+constexpr std::size_t payload_offset(std::size_t align) noexcept {
+  return align <= 8 ? envelope_header_bytes : 64;
+}
+constexpr std::size_t envelope_bytes(std::size_t size, std::size_t align) noexcept {
+  return (payload_offset(align) + size + 63) & ~std::size_t{63};
+}
+
+/// What the engine knows of a message type: how to destroy it, its name,
+/// and where its payload sits. One static instance per type; its address is
+/// the type's identity.
 struct message_type {
   const std::type_info* info;
-  std::size_t size;
+  std::uint32_t offset;  ///< of the payload in its envelope
+  std::uint32_t bytes;   ///< of the whole envelope, for the pool
   void (*destroy)(void* payload) noexcept;
 };
 
@@ -32,7 +48,9 @@ void destroy_payload(void* p) noexcept {
 }
 
 template <class T>
-inline constexpr message_type message_type_of{&typeid(T), sizeof(T), &destroy_payload<T>};
+inline constexpr message_type message_type_of{
+    &typeid(T), static_cast<std::uint32_t>(payload_offset(alignof(T))),
+    static_cast<std::uint32_t>(envelope_bytes(sizeof(T), alignof(T))), &destroy_payload<T>};
 
 template <class T>
 constexpr const message_type* type_id() noexcept {
@@ -44,49 +62,45 @@ std::string type_name(const message_type* t);
 /// The demangled name of any type.
 std::string type_name_of(const std::type_info& t);
 
-enum envelope_flag : std::uint32_t {
+enum envelope_flag : std::uint64_t {
   flag_reply = 1u << 0,    ///< answers request `request` of `target`
   flag_control = 1u << 1,  ///< for the shard itself, not an actor
 };
 
-struct alignas(16) envelope {
+struct envelope {
   envelope* next;  ///< intrusive link: mailbox, queues
   const message_type* type;
   address sender;
   address target;
-  std::uint64_t request;  ///< ask id; 0 for a tell
-  std::uint32_t flags;
-  std::uint32_t bytes;  ///< allocation size, for the pool
+  std::uint64_t request : 62;  ///< ask id; 0 for a tell
+  std::uint64_t flags : 2;
 
-  void* payload() noexcept { return reinterpret_cast<std::byte*>(this) + sizeof(envelope); }
+  void* payload() noexcept { return reinterpret_cast<std::byte*>(this) + type->offset; }
   template <class T>
   T& as() noexcept {
     return *std::launder(static_cast<T*>(payload()));
   }
   bool is_reply() const noexcept { return (flags & flag_reply) != 0; }
 };
-static_assert(sizeof(envelope) == 64, "the envelope header is one cache line");
+static_assert(sizeof(envelope) == envelope_header_bytes);
 
 /// Moves `msg` into a fresh envelope. Any thread.
 template <class T>
 envelope* make_envelope(T&& msg, const address& sender, const address& target) {
   using M = std::remove_cvref_t<T>;
-  static_assert(alignof(M) <= alignof(envelope),
-                "A message type may not need more than 16-byte alignment.");
-  // Whole cache lines: an envelope crossing shards must not share a line
-  // with one its sender is writing next.
-  const std::size_t bytes = (sizeof(envelope) + sizeof(M) + 63) & ~std::size_t{63};
-  void* mem = pool_allocate(bytes);
-  auto* e = ::new (mem)
-      envelope{nullptr, type_id<M>(), sender, target, 0, 0, static_cast<std::uint32_t>(bytes)};
+  static_assert(alignof(M) <= 16, "A message type may not need more than 16-byte alignment.");
+  const message_type* type = type_id<M>();
+  void* mem = pool_allocate(type->bytes);
+  auto* e = ::new (mem) envelope{nullptr, type, sender, target, 0, 0};
   ::new (e->payload()) M(std::forward<T>(msg));
   return e;
 }
 
 /// Destroys the payload and frees the envelope. Any thread.
 inline void destroy_envelope(envelope* e) noexcept {
-  e->type->destroy(e->payload());
-  pool_deallocate(e, e->bytes);
+  const message_type* type = e->type;
+  type->destroy(e->payload());
+  pool_deallocate(e, type->bytes);
 }
 
 /// The payload of an error reply: an ask that could not be answered.
