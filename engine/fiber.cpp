@@ -100,7 +100,7 @@ bool fiber_ask(pending_ask& p, envelope* request, duration timeout) {
       actor_access::home(*a)->resume_fiber(*a);
     }
   } resume(&p, f->owner);
-  request->sender = self_of(*f->owner);
+  request->sender = f->owner->self();
   actor_access::home(*f->owner)->start_ask(resume, request, timeout);
   running_fiber = nullptr;
   f->blocked = true;

@@ -37,8 +37,6 @@ struct magazine {
   bool full() const noexcept { return count == magazine_size; }
 };
 
-std::atomic<std::size_t> reserved_bytes{0};
-
 // A lock held for a few instructions (push or pop one magazine): spinning
 // is cheaper than the futex sleep and wake-up of a contended std::mutex.
 class spin_lock {
@@ -141,7 +139,6 @@ struct thread_cache {
         // 64 (envelopes) never share a line with a neighbour.
         cc.carve = static_cast<std::byte*>(::operator new(slab_bytes, std::align_val_t(64)));
         cc.carve_left = slab_bytes;
-        reserved_bytes.fetch_add(slab_bytes, std::memory_order_relaxed);
       }
       m->items[m->count++] = cc.carve;
       cc.carve += size;
@@ -198,10 +195,6 @@ void pool_deallocate(void* p, std::size_t size) noexcept {
     return;
   }
   cache.deallocate(p, class_of(size == 0 ? 1 : size));
-}
-
-std::size_t pool_reserved_bytes() noexcept {
-  return reserved_bytes.load(std::memory_order_relaxed);
 }
 
 }  // namespace troupe::internal

@@ -467,12 +467,12 @@ void shard::fail_actor(actor_base& a, envelope* e, std::exception_ptr failure) {
   // Supervision (restart policies) builds on this: for now a failed actor
   // stops, and the ask that failed ends at once with the reason.
   std::string why = describe_failure(failure);
-  spdlog::error("actor {} ({}) failed handling {}: {}", self_of(a).to_string(), actor_name(&a),
+  spdlog::error("actor {} ({}) failed handling {}: {}", a.self().to_string(), actor_name(&a),
                 type_name(e->type), why);
   if (e->request && !e->is_reply()) {
     queue_failure(
         *e, errc::failed,
-        "actor " + self_of(a).to_string() + " failed handling " + type_name(e->type) + ": " + why);
+        "actor " + a.self().to_string() + " failed handling " + type_name(e->type) + ": " + why);
   }
   acc::state(a) |= st_stopping;
 }
@@ -551,8 +551,7 @@ void shard::complete_pending(envelope* reply) {
   dead_letter(reply, dead_reason::late_reply);
 }
 
-void shard::fail_ask(std::uint64_t request, const pending_entry& p, errc code, std::string text) {
-  (void)p;
+void shard::fail_ask(std::uint64_t request, errc code, std::string text) {
   auto* e =
       make_envelope(ask_failure{code, std::move(text)}, address{}, address(engine_, index_, 0, 0));
   e->request = request;
@@ -634,10 +633,10 @@ bool shard::run_timers() {
             pending_[i].generation == static_cast<std::uint32_t>(te.request >> 32)) {
           const pending_entry& pe = pending_[i];
           if (phase_ >= shutdown_phase::cancel_waits) {
-            fail_ask(te.request, pe, errc::shutting_down,
+            fail_ask(te.request, errc::shutting_down,
                      "the engine is shutting down; ask to " + pe.target.to_string() + " abandoned");
           } else {
-            fail_ask(te.request, pe, errc::timeout,
+            fail_ask(te.request, errc::timeout,
                      "no reply from " + pe.target.to_string() + " within " +
                          format_duration(pe.timeout));
           }
@@ -747,7 +746,7 @@ void shard::close() {
     if (acc::state(a) & st_waiting) {
       // Still inside a handler that never ended: its frame is abandoned with
       // the actor, and its message counted as shutting-down.
-      spdlog::warn("actor {} ({}) still busy at shutdown", self_of(a).to_string(), actor_name(&a));
+      spdlog::warn("actor {} ({}) still busy at shutdown", a.self().to_string(), actor_name(&a));
     }
     finalize_stop(a);
   }
@@ -785,10 +784,7 @@ void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept {
   acc::home(a)->end_task(a, e, failure);
 }
 void request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
-address self_of(const actor_base& a) noexcept { return a.self(); }
-std::uint16_t shard_index(const shard& s) noexcept { return s.index(); }
 std::size_t shard_count(const shard& s) noexcept { return s.shard_count(); }
-shard* current_shard() noexcept { return this_shard; }
 
 }  // namespace troupe::internal
 

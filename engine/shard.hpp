@@ -178,7 +178,7 @@ class shard {
 
   // asks
   void complete_pending(envelope* reply);
-  void fail_ask(std::uint64_t request, const pending_entry& p, errc code, std::string text);
+  void fail_ask(std::uint64_t request, errc code, std::string text);
   void queue_failure(const envelope& request, errc code, std::string text);
 
   // shutdown

@@ -19,7 +19,4 @@ void* pool_allocate(std::size_t size);
 /// Any thread; `size` must be the size given to pool_allocate.
 void pool_deallocate(void* p, std::size_t size) noexcept;
 
-/// Bytes the pool has carved from the system so far (all threads).
-std::size_t pool_reserved_bytes() noexcept;
-
 }  // namespace troupe::internal

@@ -48,12 +48,9 @@ void begin_task(actor_base& a) noexcept;
 /// The coroutine handler that owns `e` ended (with `failure` if it threw).
 void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept;
 void request_stop(actor_base& a) noexcept;
-address self_of(const actor_base& a) noexcept;
-std::uint16_t shard_index(const shard& s) noexcept;
 std::size_t shard_count(const shard& s) noexcept;
 
 /// The shard whose thread is calling, or nullptr outside any shard.
-shard* current_shard() noexcept;
 /// constinit: no dynamic initialization, so no TLS wrapper call on each use.
 extern constinit thread_local shard* this_shard;
 
