@@ -36,7 +36,7 @@ using time_point = std::chrono::steady_clock::time_point;
 
 /// Counters a shard writes and anyone may read. One writer each, so a
 /// relaxed load+store (no locked instruction) is enough.
-struct shard_counters {
+struct alignas(64) shard_counters {
   std::atomic<std::uint64_t> sent{0};
   std::atomic<std::uint64_t> delivered{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(dead_reason::count_)> dead{};
@@ -54,7 +54,10 @@ struct shard_counters {
 /// Shutdown steps, sent to each shard by system::stop().
 enum class shutdown_phase : std::uint8_t { running, exit_requests, cancel_waits, closed };
 
-class shard {
+// Cache-line aligned, and the fields that other threads touch on lines of
+// their own: two shards' hot fields must never share a line, or every
+// counter bump on one shard would steal the line from the other.
+class alignas(64) shard {
  public:
   shard(system_impl& sys, std::uint16_t index, std::uint32_t engine, bool inline_mode,
         unsigned throughput);
@@ -198,7 +201,7 @@ class shard {
   // actors
   std::vector<slot_entry> slots_;
   std::uint32_t free_head_ = UINT32_MAX;
-  std::atomic<std::uint32_t> fresh_{0};
+  alignas(64) std::atomic<std::uint32_t> fresh_{0};  // other threads reserve slots here
   std::unordered_map<std::uint32_t, std::vector<envelope*>> parked_;
   actor_base* ready_head_ = nullptr;
   actor_base* ready_tail_ = nullptr;
@@ -215,7 +218,7 @@ class shard {
   std::mutex outside_lock_;
   envelope* outside_head_ = nullptr;
   envelope* outside_tail_ = nullptr;
-  std::atomic<bool> outside_pending_{false};
+  alignas(64) std::atomic<bool> outside_pending_{false};
 
   // time
   std::vector<timer_entry> timers_;  // min-heap on (when, seq)
@@ -229,8 +232,8 @@ class shard {
   std::size_t pending_count_ = 0;
 
   // sleep / wake
-  std::atomic<bool> sleeping_{false};
-  std::atomic<std::uint64_t> activity_{0};
+  alignas(64) std::atomic<bool> sleeping_{false};  // read by every producer on publish
+  alignas(64) std::atomic<std::uint64_t> activity_{0};
 
   // shutdown
   shutdown_phase phase_ = shutdown_phase::running;
