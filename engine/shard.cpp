@@ -234,6 +234,20 @@ void shard::handle_control(envelope* e) {
     install(e->as<install_actor>().actor, e->target.slot(), e->target.incarnation());
   } else if (e->type == type_id<enter_phase_msg>()) {
     enter_phase(e->as<enter_phase_msg>().phase);
+  } else if (e->type == type_id<watch_request>()) {
+    const address& to = e->target;
+    const address watcher = e->as<watch_request>().watcher;
+    slot_entry* s = to.slot() < slots_.size() ? &slots_[to.slot()] : nullptr;
+    if (s && s->actor && s->incarnation == to.incarnation()) {
+      watchers_[to.slot()].push_back(watcher);
+    } else if ((!s || s->incarnation == 0) && to.incarnation() == 1 &&
+               to.slot() < fresh_.load(std::memory_order_relaxed) &&
+               phase_ != shutdown_phase::closed) {
+      park(to.slot(), e);  // its actor is on the way: the watch waits for it
+      return;
+    } else {
+      notify_watcher(watcher, to, "not alive");
+    }
   }
   destroy_envelope(e);
 }
@@ -277,7 +291,13 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
   // `started` may have queued messages; parked ones were sent earlier.
   envelope* queued = acc::head(*a);
   acc::head(*a) = acc::tail(*a) = nullptr;
-  for (envelope* e : waiting) enqueue(*a, e);
+  for (envelope* e : waiting) {
+    if (e->flags & flag_control) {
+      handle_control(e);  // a watch that arrived first
+    } else {
+      enqueue(*a, e);
+    }
+  }
   while (queued) {
     envelope* next = queued->next;
     enqueue(*a, queued);
@@ -457,7 +477,12 @@ bool shard::finish_message(actor_base& a, envelope* e, bool handled, std::except
   }
   acc::current(a) = nullptr;
   if (acc::state(a) & st_stopping) {
-    finalize_stop(a);
+    std::string reason = "stopped";
+    if (auto f = failures_.find(acc::slot(a)); f != failures_.end()) {
+      reason = std::move(f->second);
+      failures_.erase(f);
+    }
+    finalize_stop(a, std::move(reason));
     return false;
   }
   return true;
@@ -475,12 +500,22 @@ void shard::fail_actor(actor_base& a, envelope* e, std::exception_ptr failure) {
         "actor " + a.self().to_string() + " failed handling " + type_name(e->type) + ": " + why);
   }
   acc::state(a) |= st_stopping;
+  failures_[acc::slot(a)] = "failed: " + why;
 }
 
 void shard::request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
 
-void shard::finalize_stop(actor_base& a) {
+void shard::notify_watcher(const address& watcher, const address& who, std::string reason) {
+  send(make_envelope(terminated{who, std::move(reason)}, who, watcher));
+}
+
+void shard::finalize_stop(actor_base& a, std::string reason) {
   const std::uint32_t slot = acc::slot(a);
+  if (auto w = watchers_.find(slot); w != watchers_.end()) {
+    std::vector<address> list = std::move(w->second);
+    watchers_.erase(w);
+    for (const address& watcher : list) notify_watcher(watcher, a.self(), reason);
+  }
   envelope* e = acc::head(a);
   acc::head(a) = acc::tail(a) = nullptr;
   while (e) {
@@ -737,7 +772,16 @@ void shard::enter_phase(shutdown_phase p) {
 
 void shard::close() {
   for (auto& [slot, list] : parked_) {
-    for (envelope* e : list) dead_letter(e, dead_reason::shutting_down);
+    for (envelope* e : list) {
+      if (e->flags & flag_control) {  // a watch on an actor that never came
+        if (e->type == type_id<watch_request>()) {
+          notify_watcher(e->as<watch_request>().watcher, e->target, "shutdown");
+        }
+        destroy_envelope(e);
+      } else {
+        dead_letter(e, dead_reason::shutting_down);
+      }
+    }
   }
   parked_.clear();
   for (slot_entry& s : slots_) {
@@ -748,7 +792,7 @@ void shard::close() {
       // the actor, and its message counted as shutting-down.
       spdlog::warn("actor {} ({}) still busy at shutdown", a.self().to_string(), actor_name(&a));
     }
-    finalize_stop(a);
+    finalize_stop(a, "shutdown");
   }
   ready_head_ = ready_tail_ = nullptr;
   // Asks still open here were started after their actors' last chance to
@@ -784,6 +828,17 @@ void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept {
   acc::home(a)->end_task(a, e, failure);
 }
 void request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
+void watch(shard& s, const address& watcher, const address& target) {
+  if (target.engine() != s.engine() || target.is_null() || target.shard() >= s.shard_count()) {
+    // Remote watches come with links between engines; until then such a
+    // target can never be seen alive from here.
+    s.notify_watcher(watcher, target, "not alive: no route to " + target.to_string());
+    return;
+  }
+  envelope* e = make_envelope(watch_request{watcher}, watcher, target);
+  e->flags |= flag_control;
+  s.send(e);
+}
 std::size_t shard_count(const shard& s) noexcept { return s.shard_count(); }
 
 }  // namespace troupe::internal

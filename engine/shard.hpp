@@ -89,6 +89,8 @@ class alignas(64) shard {
   /// A fiber's ask completed: resumes it and finishes its message if done.
   void resume_fiber(actor_base& a);
   void dead_letter(envelope* e, dead_reason why, const actor_base* at = nullptr);
+  /// Tells `watcher` that `who` ended, and why.
+  void notify_watcher(const address& watcher, const address& who, std::string reason);
 
   // --- inline mode (own thread) ---
   std::optional<time_point> next_timer() const;
@@ -176,7 +178,7 @@ class alignas(64) shard {
   /// Returns false if the actor ended.
   bool finish_message(actor_base& a, envelope* e, bool handled, std::exception_ptr failure);
   void fail_actor(actor_base& a, envelope* e, std::exception_ptr failure);
-  void finalize_stop(actor_base& a);
+  void finalize_stop(actor_base& a, std::string reason);
   void sleep_until_work();
 
   // asks
@@ -203,6 +205,8 @@ class alignas(64) shard {
   std::uint32_t free_head_ = UINT32_MAX;
   alignas(64) std::atomic<std::uint32_t> fresh_{0};  // other threads reserve slots here
   std::unordered_map<std::uint32_t, std::vector<envelope*>> parked_;
+  std::unordered_map<std::uint32_t, std::vector<address>> watchers_;  // by slot
+  std::unordered_map<std::uint32_t, std::string> failures_;           // why a failing actor ends
   actor_base* ready_head_ = nullptr;
   actor_base* ready_tail_ = nullptr;
   actor_base* in_dispatch_ = nullptr;

@@ -22,6 +22,9 @@ struct install_actor {
 struct enter_phase_msg {
   shutdown_phase phase;
 };
+struct watch_request {
+  address watcher;
+};
 
 class system_impl {
  public:

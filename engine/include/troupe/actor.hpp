@@ -154,6 +154,11 @@ class actor_base {
   /// True if the timer had not fired yet; its payload is then discarded.
   bool cancel_timer(timer_id id) noexcept { return internal::cancel_timer(*home_shard(), id); }
 
+  /// Asks to be told (troupe::terminated) when `target` ends: exactly once,
+  /// and at once if it has already ended. List troupe::terminated among the
+  /// actor's messages to handle it.
+  void watch(const address& target) { internal::watch(*home_shard(), self(), target); }
+
   /// Ends this actor once the current message is handled. Messages still in
   /// its mailbox, and any sent later, go to the dead letters.
   void stop() noexcept { internal::request_stop(*this); }

@@ -2,7 +2,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <type_traits>
+
+#include "troupe/address.hpp"
 
 namespace troupe {
 
@@ -17,6 +20,15 @@ concept message = std::is_object_v<T> && !std::is_array_v<T> && !std::is_const_v
 /// it to clean up; handled or not, the actor stops after it. Shutdown sends
 /// one to every actor, behind the messages already in its mailbox.
 struct exit_request {};
+
+/// Told to each watcher when a watched actor has ended (Erlang's 'DOWN'):
+/// exactly once per watch, at once if it had ended before the watch.
+struct terminated {
+  address who;
+  /// "stopped", "failed: <exception>", "shutdown", or "not alive" when the
+  /// actor had already ended (or never existed) when the watch arrived.
+  std::string reason;
+};
 
 /// Where a new actor goes.
 enum class placement : std::uint8_t {

@@ -48,6 +48,8 @@ void begin_task(actor_base& a) noexcept;
 /// The coroutine handler that owns `e` ended (with `failure` if it threw).
 void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept;
 void request_stop(actor_base& a) noexcept;
+/// `watcher` gets a terminated notice when `target` ends.
+void watch(shard& s, const address& watcher, const address& target);
 std::size_t shard_count(const shard& s) noexcept;
 
 /// The shard whose thread is calling, or nullptr outside any shard.
