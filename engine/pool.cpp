@@ -30,7 +30,9 @@ constexpr std::size_t class_of(std::size_t size) noexcept {
 }
 constexpr std::size_t class_size(std::size_t c) noexcept { return (c + 1) * granule; }
 
-struct magazine {
+// Whole cache lines: one thread fills a magazine while another empties its
+// neighbour, and a shared line between them would bounce on every message.
+struct alignas(64) magazine {
   std::size_t count = 0;
   magazine* next = nullptr;  // in a depot list
   void* items[magazine_size];
