@@ -286,7 +286,7 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
     spdlog::error("actor {} ({}) failed in on_start: {}",
                   address(engine_, index_, slot, incarnation).to_string(), actor_name(a),
                   describe_failure(std::current_exception()));
-    request_stop(*a);
+    internal::request_stop(*a);
   }
   // `started` may have queued messages; parked ones were sent earlier.
   envelope* queued = acc::head(*a);
@@ -503,8 +503,6 @@ void shard::fail_actor(actor_base& a, envelope* e, std::exception_ptr failure) {
   failures_[acc::slot(a)] = "failed: " + why;
 }
 
-void shard::request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
-
 void shard::notify_watcher(const address& watcher, const address& who, std::string reason) {
   send(make_envelope(terminated{who, std::move(reason)}, who, watcher));
 }
@@ -561,7 +559,6 @@ void shard::start_ask(pending_ask& p, envelope* request, duration timeout) {
   if (pe.generation == 0) pe.generation = 1;
   pe.target = request->target;
   pe.timeout = timeout;
-  ++pending_count_;
   const std::uint64_t id = (static_cast<std::uint64_t>(pe.generation) << 32) | (i + 1);
   request->request = id;
   if (phase_ >= shutdown_phase::cancel_waits) timeout = duration::zero();
@@ -578,7 +575,6 @@ void shard::complete_pending(envelope* reply) {
     pending_ask* w = std::exchange(pe.waiter, nullptr);
     pe.next_free = pending_free_;
     pending_free_ = i;
-    --pending_count_;
     shard_counters::bump(counters_.delivered);
     w->complete(reply);  // the ask's timer finds the entry gone and does nothing
     return;
@@ -767,7 +763,6 @@ void shard::enter_phase(shutdown_phase p) {
     case shutdown_phase::closed: close(); break;
     case shutdown_phase::running: break;
   }
-  phase_ack_.store(p, std::memory_order_release);
 }
 
 void shard::close() {
@@ -798,7 +793,6 @@ void shard::close() {
   // Asks still open here were started after their actors' last chance to
   // end them; nobody will resume their waiters.
   for (pending_entry& pe : pending_) pe.waiter = nullptr;
-  pending_count_ = 0;
   run_replies();
   flush_outbound();
 }

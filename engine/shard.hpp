@@ -85,7 +85,6 @@ class alignas(64) shard {
   address spawn_local(actor_base* a);
   void begin_task(actor_base& a) noexcept;
   void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept;
-  void request_stop(actor_base& a) noexcept;
   /// A fiber's ask completed: resumes it and finishes its message if done.
   void resume_fiber(actor_base& a);
   void dead_letter(envelope* e, dead_reason why, const actor_base* at = nullptr);
@@ -109,7 +108,6 @@ class alignas(64) shard {
   void wake() noexcept;
   bool idle() const noexcept { return sleeping_.load(std::memory_order_acquire); }
   std::uint64_t activity() const noexcept { return activity_.load(std::memory_order_acquire); }
-  shutdown_phase phase() const noexcept { return phase_ack_.load(std::memory_order_acquire); }
   bool outside_empty() const noexcept { return !outside_pending_.load(std::memory_order_acquire); }
   const shard_counters& counters() const noexcept { return counters_; }
   std::uint64_t live_actors() const noexcept {
@@ -233,7 +231,6 @@ class alignas(64) shard {
   // asks
   std::vector<pending_entry> pending_;
   std::uint32_t pending_free_ = UINT32_MAX;
-  std::size_t pending_count_ = 0;
 
   // sleep / wake
   alignas(64) std::atomic<bool> sleeping_{false};  // read by every producer on publish
@@ -241,7 +238,6 @@ class alignas(64) shard {
 
   // shutdown
   shutdown_phase phase_ = shutdown_phase::running;
-  std::atomic<shutdown_phase> phase_ack_{shutdown_phase::running};
 
   // placement
   std::uint32_t round_robin_ = 0;

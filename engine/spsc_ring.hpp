@@ -37,7 +37,6 @@ class spsc_ring {
     tail_.store(write_, std::memory_order_release);
     return true;
   }
-  std::uint64_t published_count() const noexcept { return published_; }
   /// Items pushed but not yet published.
   std::uint64_t unpublished() const noexcept { return write_ - published_; }
 
@@ -65,7 +64,6 @@ class spsc_ring {
     head_.store(read_, std::memory_order_release);
     return n;
   }
-  std::uint64_t consumed_count() const noexcept { return read_; }
 
   // --- any thread ---
   bool empty_hint() const noexcept {

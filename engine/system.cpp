@@ -128,7 +128,7 @@ void system_impl::start_threads() {
 
 system_impl::~system_impl() { stop(); }
 
-std::uint16_t system_impl::place(const spawn_options& o, const shard* from) {
+std::uint16_t system_impl::place(const spawn_options& o, shard* from) {
   const std::size_t n = shards_.size();
   if (o.shard >= 0) return static_cast<std::uint16_t>(static_cast<std::size_t>(o.shard) % n);
   switch (o.where) {
@@ -138,8 +138,7 @@ std::uint16_t system_impl::place(const spawn_options& o, const shard* from) {
       [[fallthrough]];
     case placement::round_robin:
       if (from) {
-        auto& rr = const_cast<shard*>(from)->round_robin_;
-        return static_cast<std::uint16_t>(rr++ % n);
+        return static_cast<std::uint16_t>(from->round_robin_++ % n);
       }
       return static_cast<std::uint16_t>(round_robin_.fetch_add(1, std::memory_order_relaxed) % n);
     case placement::least_loaded: {

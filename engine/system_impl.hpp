@@ -41,7 +41,7 @@ class system_impl {
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
   /// Chooses the shard for a new actor.
-  std::uint16_t place(const spawn_options& o, const shard* from);
+  std::uint16_t place(const spawn_options& o, shard* from);
   void outside_send(envelope* e);
   envelope* outside_ask(envelope* request, duration timeout);
   /// From a shard: a reply to an outside asker. False if nobody waits (late).
