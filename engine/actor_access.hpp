@@ -11,6 +11,8 @@ enum actor_state : std::uint8_t {
   st_waiting = 1u << 1,   ///< a coroutine or fiber owns the current message
   st_stopping = 1u << 2,  ///< ends when the current message is finished
   st_started = 1u << 3,   ///< installed on its shard
+  st_held = 1u << 4,      ///< takes no message: waits for a restart or for its children
+  st_retired = 1u << 5,   ///< replaced or ended while in the run queue: free it there
 };
 
 struct actor_access {
@@ -22,10 +24,14 @@ struct actor_access {
   static envelope*& current(actor_base& a) noexcept { return a.current_; }
   static std::uint32_t slot(const actor_base& a) noexcept { return a.self_.slot(); }
   static std::uint8_t& state(actor_base& a) noexcept { return a.state_; }
+  static std::uint32_t& queued(actor_base& a) noexcept { return a.queued_; }
   static void place(actor_base& a, const address& self) noexcept { a.self_ = self; }
   static bool dispatch(actor_base& a, envelope& e) { return a.dispatch(e); }
   static void started(actor_base& a) { a.started(); }
   static fiber_state** fiber_slot(actor_base& a) noexcept { return a.fiber_slot(); }
+  static bool accepts(const actor_base& a, const message_type* t) noexcept {
+    return a.accepts(t);
+  }
 };
 
 }  // namespace troupe::internal

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <memory>
 
+#include "describe.hpp"
+#include "troupe/actor.hpp"
 #include "troupe/internal/envelope.hpp"
 #include "troupe/result.hpp"
 #include "troupe/system.hpp"
@@ -20,6 +22,7 @@ const char* to_string(errc e) noexcept {
     case errc::shutting_down: return "shutting down";
     case errc::type_mismatch: return "type mismatch";
     case errc::misuse: return "misuse";
+    case errc::mailbox_full: return "mailbox full";
   }
   return "unknown";
 }
@@ -32,7 +35,20 @@ const char* to_string(dead_reason r) noexcept {
     case dead_reason::shutting_down: return "shutting down";
     case dead_reason::no_route: return "no route";
     case dead_reason::late_reply: return "late reply";
+    case dead_reason::mailbox_full: return "mailbox full";
     case dead_reason::count_: break;
+  }
+  return "unknown";
+}
+
+const char* to_string(exit_kind k) noexcept {
+  switch (k) {
+    case exit_kind::normal: return "normal";
+    case exit_kind::requested: return "requested";
+    case exit_kind::failed: return "failed";
+    case exit_kind::restart_limit: return "restart limit reached";
+    case exit_kind::stopped: return "stopped by its supervisor";
+    case exit_kind::shutdown: return "shutdown";
   }
   return "unknown";
 }
@@ -47,6 +63,20 @@ std::string type_name_of(const std::type_info& t) {
 }
 
 std::string type_name(const message_type* t) { return type_name_of(*t->info); }
+
+std::string actor_name(const actor_base* a) {
+  return a ? type_name_of(typeid(*a)) : std::string("?");
+}
+
+std::string describe_failure(std::exception_ptr failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& ex) {
+    return type_name_of(typeid(ex)) + ": " + ex.what();
+  } catch (...) {
+    return "an exception that is not a std::exception";
+  }
+}
 
 }  // namespace internal
 }  // namespace troupe

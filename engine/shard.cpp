@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "actor_access.hpp"
+#include "describe.hpp"
 #include "system_impl.hpp"
 
 namespace troupe::internal {
@@ -35,21 +36,8 @@ errc errc_for(dead_reason why) {
   switch (why) {
     case dead_reason::unhandled: return errc::unhandled;
     case dead_reason::shutting_down: return errc::shutting_down;
+    case dead_reason::mailbox_full: return errc::mailbox_full;
     default: return errc::dead_actor;
-  }
-}
-
-std::string actor_name(const actor_base* a) {
-  return a ? type_name_of(typeid(*a)) : std::string("?");
-}
-
-std::string describe_failure(std::exception_ptr failure) {
-  try {
-    std::rethrow_exception(failure);
-  } catch (const std::exception& ex) {
-    return type_name_of(typeid(ex)) + ": " + ex.what();
-  } catch (...) {
-    return "an exception that is not a std::exception";
   }
 }
 
@@ -64,7 +52,9 @@ std::string format_duration(duration d) {
 shard::shard(system_impl& sys, std::uint16_t index, std::uint32_t engine, bool inline_mode,
              unsigned throughput)
     : sys_(sys), index_(index), engine_(engine), inline_(inline_mode),
-      throughput_(throughput == 0 ? 1 : throughput) {}
+      throughput_(throughput == 0 ? 1 : throughput) {
+  root_policy_ = intern(sys.root_policy());
+}
 
 shard::~shard() = default;
 
@@ -103,6 +93,16 @@ void shard::send(envelope* e) {
     return;
   }
   if (to.shard() == index_) {
+    if (e->flags & flag_control) {
+      // Control for this shard runs from the loop, never inside a handler.
+      e->next = nullptr;
+      if (control_tail_)
+        control_tail_->next = e;
+      else
+        control_head_ = e;
+      control_tail_ = e;
+      return;
+    }
     if (e->is_reply()) {
       // Replies wait for the loop: completing an ask here would resume the
       // asker inside the sender's handler.
@@ -169,6 +169,10 @@ void shard::deliver_here(envelope* e) {
   if (slot < slots_.size()) {
     slot_entry& s = slots_[slot];
     if (s.actor && s.incarnation == to.incarnation()) {
+      if (s.mailbox_limit && acc::queued(*s.actor) >= s.mailbox_limit) {
+        dead_letter(e, dead_reason::mailbox_full, s.actor);
+        return;
+      }
       enqueue(*s.actor, e);
       return;
     }
@@ -194,7 +198,7 @@ void shard::deliver_inbound(envelope* e) {
     if (to.slot() < slots_.size()) {
       slot_entry& s = slots_[to.slot()];
       if (s.actor && s.incarnation == to.incarnation() && acc::head(*s.actor) == nullptr &&
-          (acc::state(*s.actor) & (st_ready | st_waiting)) == 0) {
+          (acc::state(*s.actor) & (st_ready | st_waiting | st_held)) == 0) {
         // Nothing queued before it, nobody running it: skip the mailbox.
         handle(*s.actor, e);
         return;
@@ -214,12 +218,13 @@ void shard::enqueue(actor_base& a, envelope* e) {
   else
     acc::head(a) = e;
   tail = e;
+  ++acc::queued(a);
   make_ready(a);
 }
 
 void shard::make_ready(actor_base& a) {
   std::uint8_t& st = acc::state(a);
-  if (st & (st_ready | st_waiting)) return;
+  if (st & (st_ready | st_waiting | st_held)) return;
   st |= st_ready;
   acc::next_ready(a) = nullptr;
   if (ready_tail_)
@@ -231,7 +236,59 @@ void shard::make_ready(actor_base& a) {
 
 void shard::handle_control(envelope* e) {
   if (e->type == type_id<install_actor>()) {
-    install(e->as<install_actor>().actor, e->target.slot(), e->target.incarnation());
+    install_actor& m = e->as<install_actor>();
+    install(m.actor, e->target.slot(), e->target.incarnation(), m.factory, m.parent,
+            m.has_policy ? &m.policy : nullptr, m.mailbox_limit);
+  } else if (e->type == type_id<child_ended>()) {
+    on_child_ended(e);
+    return;
+  } else if (e->type == type_id<set_dead_letter_handler_msg>()) {
+    dead_letter_handler_ = e->as<set_dead_letter_handler_msg>().handler;
+  } else if (e->type == type_id<escalation>() || e->type == type_id<halt>() ||
+             e->type == type_id<restart_siblings>() || e->type == type_id<restart_request>()) {
+    const address& to = e->target;
+    slot_entry* s = to.slot() < slots_.size() ? &slots_[to.slot()] : nullptr;
+    if (s && s->actor && s->incarnation == to.incarnation()) {
+      actor_base& a = *s->actor;
+      if (e->type == type_id<escalation>()) {
+        const escalation& m = e->as<escalation>();
+        if (acc::state(a) & st_waiting) {
+          // Busy in a coroutine or fiber: it ends when that handler does.
+          acc::state(a) |= st_stopping;
+          ending_.try_emplace(to.slot(), ending{exit_kind::failed,
+                                                "failed: child " + m.child.to_string() +
+                                                    " escalated: " + m.reason});
+        } else if ((acc::state(a) & st_held) == 0) {
+          on_failure(a, nullptr,
+                     std::make_exception_ptr(std::runtime_error(
+                         "child " + m.child.to_string() + " escalated: " + m.reason)));
+        }
+      } else if (e->type == type_id<halt>()) {
+        std::string why = std::move(e->as<halt>().reason);
+        if (acc::state(a) & st_waiting) {
+          acc::state(a) |= st_stopping;
+          ending_.try_emplace(to.slot(), ending{exit_kind::stopped, std::move(why)});
+        } else if (!ending_.contains(to.slot())) {
+          end_actor(a, exit_kind::stopped, std::move(why), true);
+        }
+      } else if (e->type == type_id<restart_siblings>()) {
+        const address failed = e->as<restart_siblings>().failed;
+        if (auto c = children_.find(to.slot()); c != children_.end()) {
+          for (const address& child : c->second) {
+            if (child == failed) continue;
+            envelope* r = make_envelope(
+                restart_request{"sibling " + failed.to_string() + " failed (all-for-one)"},
+                a.self(), child);
+            r->flags |= flag_control;
+            send(r);
+          }
+        }
+      } else if ((acc::state(a) & (st_waiting | st_held | st_stopping)) == 0 &&
+                 slots_[to.slot()].factory && phase_ == shutdown_phase::running) {
+        shard_counters::bump(counters_.restarts);
+        restart(a, nullptr, duration::zero());
+      }
+    }
   } else if (e->type == type_id<enter_phase_msg>()) {
     enter_phase(e->as<enter_phase_msg>().phase);
   } else if (e->type == type_id<watch_request>()) {
@@ -252,7 +309,8 @@ void shard::handle_control(envelope* e) {
   destroy_envelope(e);
 }
 
-address shard::spawn_local(actor_base* a) {
+address shard::spawn_local(actor_base* a, actor_factory* factory, const address& parent,
+                           const supervision_policy* policy, std::uint32_t mailbox_limit) {
   std::uint32_t slot, incarnation;
   if (free_head_ != UINT32_MAX) {
     slot = free_head_;
@@ -262,14 +320,26 @@ address shard::spawn_local(actor_base* a) {
     slot = reserve_slot();
     incarnation = 1;
   }
-  install(a, slot, incarnation);
+  install(a, slot, incarnation, factory, parent, policy, mailbox_limit);
   return address(engine_, index_, slot, incarnation);
 }
 
-void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation) {
+void shard::adopt(const address& parent, const address& child) {
+  children_[parent.slot()].insert(child);
+}
+
+void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation,
+                    actor_factory* factory, const address& parent,
+                    const supervision_policy* policy, std::uint32_t mailbox_limit) {
   slot_entry& s = entry(slot);
   s.actor = a;
   s.incarnation = incarnation;
+  s.factory = factory;
+  s.policy = policy ? intern(*policy) : nullptr;
+  s.parent = parent;
+  s.window_start = 0;
+  s.restarts = 0;
+  s.mailbox_limit = mailbox_limit;
   acc::place(*a, address(engine_, index_, slot, incarnation));
   acc::state(*a) |= st_started;
   shard_counters::bump(counters_.spawned);
@@ -280,17 +350,21 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
     waiting = std::move(parked->second);
     parked_.erase(parked);
   }
+  std::string start_failure;
   try {
     acc::started(*a);
   } catch (...) {
+    start_failure = describe_failure(std::current_exception());
     spdlog::error("actor {} ({}) failed in on_start: {}",
                   address(engine_, index_, slot, incarnation).to_string(), actor_name(a),
-                  describe_failure(std::current_exception()));
+                  start_failure);
+    shard_counters::bump(counters_.failures);
     internal::request_stop(*a);
   }
   // `started` may have queued messages; parked ones were sent earlier.
   envelope* queued = acc::head(*a);
   acc::head(*a) = acc::tail(*a) = nullptr;
+  acc::queued(*a) = 0;
   for (envelope* e : waiting) {
     if (e->flags & flag_control) {
       handle_control(e);  // a watch that arrived first
@@ -303,18 +377,27 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
     enqueue(*a, queued);
     queued = next;
   }
-  if (phase_ != shutdown_phase::running) {
+  if (phase_ != shutdown_phase::running && parent.is_null()) {
     enqueue(*a,
             make_envelope(exit_request{}, address{}, address(engine_, index_, slot, incarnation)));
     shard_counters::bump(counters_.sent);
   }
-  if (acc::state(*a) & st_stopping) make_ready(*a);
+  if (acc::state(*a) & st_stopping) {
+    // It failed to start (it is not restarted: its first start failed) or
+    // stopped itself in on_start.
+    if (start_failure.empty()) {
+      end_actor(*a, exit_kind::normal, "stopped");
+    } else {
+      end_actor(*a, exit_kind::failed, "failed: " + start_failure, true);
+    }
+  }
 }
 
 // ---------------------------------------------------------------- running
 
 bool shard::step() {
   bool work = drain_inbound();
+  work |= run_control();
   work |= run_replies();
   work |= run_ready();
   work |= run_timers();
@@ -348,7 +431,8 @@ void shard::sleep_until_work() {
   sleeping_.store(true, std::memory_order_seq_cst);
   // Dekker with wake(): a producer publishes, then reads `sleeping_`; we
   // set `sleeping_`, then look at the lanes. One of us sees the other.
-  bool pending = outside_pending_.load(std::memory_order_seq_cst) || replies_head_ || ready_head_;
+  bool pending = outside_pending_.load(std::memory_order_seq_cst) || replies_head_ || ready_head_ ||
+                 control_head_;
   for (envelope_ring* r : in_) pending = pending || (r && !r->empty_hint());
   if (!pending) {
     std::optional<time_point> deadline;
@@ -434,6 +518,10 @@ bool shard::run_ready() {
     ready_head_ = acc::next_ready(*a);
     if (!ready_head_) ready_tail_ = nullptr;
     acc::state(*a) &= static_cast<std::uint8_t>(~st_ready);
+    if (acc::state(*a) & st_retired) {
+      delete a;  // ended or replaced while it waited here
+      continue;
+    }
     run_actor(*a);
   }
   return true;
@@ -445,12 +533,23 @@ void shard::run_actor(actor_base& a) {
     if (!e) return;
     acc::head(a) = e->next;
     if (!e->next) acc::tail(a) = nullptr;
+    --acc::queued(a);
     if (!handle(a, e)) return;
   }
   if (acc::head(a)) make_ready(a);
 }
 
 bool shard::handle(actor_base& a, envelope* e) {
+  if (e->type == type_id<exit_request>()) {
+    const std::uint32_t slot = acc::slot(a);
+    if (auto c = children_.find(slot); c != children_.end() && !c->second.empty()) {
+      // Children end first; the actor handles its exit request after.
+      acc::state(a) |= st_held;
+      ending_[slot] = ending{exit_kind::requested, "exit requested", e};
+      end_children(slot, false);
+      return false;
+    }
+  }
   acc::current(a) = e;
   if (acc::fiber_slot(a)) return handle_on_fiber(a, e);
   bool handled = true;
@@ -468,65 +567,43 @@ bool shard::handle(actor_base& a, envelope* e) {
 }
 
 bool shard::finish_message(actor_base& a, envelope* e, bool handled, std::exception_ptr failure) {
-  if (!handled) {
-    dead_letter(e, dead_reason::unhandled, &a);
+  acc::current(a) = nullptr;
+  if (failure && !(acc::state(a) & st_stopping)) return on_failure(a, e, failure);
+  exit_kind kind = exit_kind::normal;
+  std::string reason = "stopped";
+  if (failure) {
+    kind = exit_kind::failed;
+    reason = "failed: " + describe_failure(failure);
+    shard_counters::bump(counters_.failures);
+    poison_message(a, e, reason.substr(8));
+  } else if (!handled) {
+    if (e->type == type_id<undelivered>() || e->type == type_id<child_exited>()) {
+      shard_counters::bump(counters_.delivered);  // notices it does not ask for
+      destroy_envelope(e);
+    } else {
+      dead_letter(e, dead_reason::unhandled, &a);
+    }
   } else {
+    if (e->type == type_id<exit_request>()) {
+      kind = phase_ == shutdown_phase::running ? exit_kind::requested : exit_kind::shutdown;
+      reason = phase_ == shutdown_phase::running ? "exit requested" : "shutdown";
+    }
     shard_counters::bump(counters_.delivered);
-    if (failure) fail_actor(a, e, failure);
     destroy_envelope(e);
   }
-  acc::current(a) = nullptr;
   if (acc::state(a) & st_stopping) {
-    std::string reason = "stopped";
-    if (auto f = failures_.find(acc::slot(a)); f != failures_.end()) {
-      reason = std::move(f->second);
-      failures_.erase(f);
+    if (auto f = ending_.find(acc::slot(a)); f != ending_.end()) {
+      kind = f->second.kind;
+      reason = std::move(f->second.reason);
+      ending_.erase(f);
     }
-    finalize_stop(a, std::move(reason));
-    return false;
+    return end_actor(a, kind, std::move(reason), false);
   }
   return true;
 }
 
-void shard::fail_actor(actor_base& a, envelope* e, std::exception_ptr failure) {
-  // Supervision (restart policies) builds on this: for now a failed actor
-  // stops, and the ask that failed ends at once with the reason.
-  std::string why = describe_failure(failure);
-  spdlog::error("actor {} ({}) failed handling {}: {}", a.self().to_string(), actor_name(&a),
-                type_name(e->type), why);
-  if (e->request && !e->is_reply()) {
-    queue_failure(
-        *e, errc::failed,
-        "actor " + a.self().to_string() + " failed handling " + type_name(e->type) + ": " + why);
-  }
-  acc::state(a) |= st_stopping;
-  failures_[acc::slot(a)] = "failed: " + why;
-}
-
 void shard::notify_watcher(const address& watcher, const address& who, std::string reason) {
   send(make_envelope(terminated{who, std::move(reason)}, who, watcher));
-}
-
-void shard::finalize_stop(actor_base& a, std::string reason) {
-  const std::uint32_t slot = acc::slot(a);
-  if (auto w = watchers_.find(slot); w != watchers_.end()) {
-    std::vector<address> list = std::move(w->second);
-    watchers_.erase(w);
-    for (const address& watcher : list) notify_watcher(watcher, a.self(), reason);
-  }
-  envelope* e = acc::head(a);
-  acc::head(a) = acc::tail(a) = nullptr;
-  while (e) {
-    envelope* next = e->next;
-    dead_letter(e, dead_reason::actor_stopped, &a);
-    e = next;
-  }
-  slot_entry& s = slots_[slot];
-  s.actor = nullptr;
-  s.next_free = free_head_;
-  free_head_ = slot;
-  shard_counters::drop(counters_.live);
-  delete &a;
 }
 
 void shard::begin_task(actor_base& a) noexcept { acc::state(a) |= st_waiting; }
@@ -554,8 +631,8 @@ void shard::start_ask(pending_ask& p, envelope* request, duration timeout) {
   }
   pending_entry& pe = pending_[i];
   pe.waiter = &p;
-  // Request ids are 62 bits: 30 of generation, 32 of index.
-  pe.generation = (pe.generation + 1) & 0x3fffffffu;
+  // Request ids are 61 bits: 29 of generation, 32 of index.
+  pe.generation = (pe.generation + 1) & 0x1fffffffu;
   if (pe.generation == 0) pe.generation = 1;
   pe.target = request->target;
   pe.timeout = timeout;
@@ -595,6 +672,20 @@ void shard::queue_failure(const envelope& request, errc code, std::string text) 
   if (request.sender.is_null()) return;
   send_reply(request,
              make_envelope(ask_failure{code, std::move(text)}, request.target, request.sender));
+}
+
+bool shard::run_control() {
+  if (!control_head_) return false;
+  while (control_head_) {
+    envelope* list = control_head_;
+    control_head_ = control_tail_ = nullptr;
+    while (list) {
+      envelope* next = list->next;
+      handle_control(list);
+      list = next;
+    }
+  }
+  return true;
 }
 
 bool shard::run_replies() {
@@ -658,6 +749,15 @@ bool shard::run_timers() {
         }
         break;
       case timer_kind::resume: te.h.resume(); break;
+      case timer_kind::restart: {
+        const auto slot = static_cast<std::uint32_t>(te.request >> 32);
+        if (slot < slots_.size() && slots_[slot].actor &&
+            slots_[slot].incarnation == static_cast<std::uint32_t>(te.request) &&
+            (acc::state(*slots_[slot].actor) & st_held) && !ending_.contains(slot)) {
+          replace(slot);
+        }
+        break;
+      }
       case timer_kind::ask_timeout: {
         const std::uint32_t i = static_cast<std::uint32_t>(te.request & 0xffffffffu) - 1;
         if (i < pending_.size() && pending_[i].waiter &&
@@ -700,31 +800,61 @@ void shard::dead_letter(envelope* e, dead_reason why, const actor_base* at) {
                e->target.to_string();
         break;
       case dead_reason::shutting_down: text = "the engine is shutting down"; break;
+      case dead_reason::mailbox_full:
+        text = "the mailbox of " + e->target.to_string() + " (" + actor_name(at) + ") is full";
+        break;
       default: text = "no actor at " + e->target.to_string(); break;
     }
     queue_failure(*e, errc_for(why), std::move(text));
+    destroy_envelope(e);
+    return;
+  }
+  if (e->flags & (flag_control | flag_reply)) {
+    destroy_envelope(e);
+    return;
+  }
+  const bool actor_sender = !e->sender.is_null() && e->sender.shard() != address::outside_shard;
+  if (why == dead_reason::mailbox_full && actor_sender && e->type != type_id<undelivered>()) {
+    const address sender = e->sender;
+    send(make_envelope(undelivered{e->target, why, message_ref(e)}, e->target, sender));
+    return;
+  }
+  if (dead_letter_handler_ && e->type != type_id<troupe::dead_letter>() &&
+      phase_ < shutdown_phase::cancel_waits) {
+    const address target = e->target, sender = e->sender;
+    send(make_envelope(troupe::dead_letter{target, sender, why, message_ref(e)}, sender,
+                       dead_letter_handler_));
+    return;
   }
   destroy_envelope(e);
 }
 
 void shard::log_dead_letter(const envelope& e, dead_reason why, const actor_base* at) {
-  // At most 5 lines a second per shard; the rest are summed up. The
-  // counters keep every one.
+  if (why == dead_reason::shutting_down) return;
+  if (may_log()) {
+    spdlog::info("dead letter ({}): {} to {}{}{}", to_string(why), type_name(e.type),
+                 e.target.to_string(), at ? " " : "", at ? actor_name(at) : std::string());
+  }
+}
+
+bool shard::may_log() {
+  // At most 5 lines a second per shard of dead letters and failures; the
+  // rest are summed up. The counters keep every one.
   const auto t = clk::now();
   if (t - log_window_ >= std::chrono::seconds(1)) {
-    if (suppressed_ > 0)
-      spdlog::warn("shard {}: {} more dead letters not logged", index_, suppressed_);
+    if (suppressed_ > 0) {
+      spdlog::warn("shard {}: {} more dead letters and failures not logged", index_, suppressed_);
+    }
     log_window_ = t;
     logged_in_window_ = 0;
     suppressed_ = 0;
   }
-  if (logged_in_window_ < 5 && why != dead_reason::shutting_down) {
+  if (logged_in_window_ < 5) {
     ++logged_in_window_;
-    spdlog::info("dead letter ({}): {} to {}{}{}", to_string(why), type_name(e.type),
-                 e.target.to_string(), at ? " " : "", at ? actor_name(at) : std::string());
-  } else {
-    ++suppressed_;
+    return true;
   }
+  ++suppressed_;
+  return false;
 }
 
 // ---------------------------------------------------------------- shutdown
@@ -733,8 +863,10 @@ void shard::enter_phase(shutdown_phase p) {
   phase_ = p;
   switch (p) {
     case shutdown_phase::exit_requests:
+      // To the top of each tree: parents pass it on to their children
+      // and end after them.
       for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-        if (slot_entry& s = slots_[i]; s.actor) {
+        if (slot_entry& s = slots_[i]; s.actor && s.parent.is_null()) {
           shard_counters::bump(counters_.sent);
           enqueue(*s.actor, make_envelope(exit_request{}, address{},
                                           address(engine_, index_, i, s.incarnation)));
@@ -746,7 +878,13 @@ void shard::enter_phase(shutdown_phase p) {
       std::vector<timer_entry> timers = std::move(timers_);
       timers_.clear();
       for (timer_entry& te : timers) {
-        if (te.kind == timer_kind::wakeup) {
+        if (te.kind == timer_kind::restart) {
+          const auto slot = static_cast<std::uint32_t>(te.request >> 32);
+          if (slot < slots_.size() && slots_[slot].actor &&
+              slots_[slot].incarnation == static_cast<std::uint32_t>(te.request)) {
+            replace(slot);  // the fresh instance gets its exit request like the rest
+          }
+        } else if (te.kind == timer_kind::wakeup) {
           if (live_wakeups_.erase(te.seq) > 0) {
             shard_counters::bump(counters_.sent);
             dead_letter(te.msg, dead_reason::shutting_down);
@@ -779,6 +917,22 @@ void shard::close() {
     }
   }
   parked_.clear();
+  // Objects retired while queued are freed here; the rest leave the queue.
+  for (actor_base* a = ready_head_; a;) {
+    actor_base* next = acc::next_ready(*a);
+    if (acc::state(*a) & st_retired) {
+      delete a;
+    } else {
+      acc::state(*a) &= static_cast<std::uint8_t>(~st_ready);
+    }
+    a = next;
+  }
+  ready_head_ = ready_tail_ = nullptr;
+  for (auto& [slot, end] : ending_) {
+    if (end.held) dead_letter(std::exchange(end.held, nullptr), dead_reason::shutting_down);
+  }
+  ending_.clear();
+  children_.clear();
   for (slot_entry& s : slots_) {
     if (!s.actor) continue;
     actor_base& a = *s.actor;
@@ -787,18 +941,19 @@ void shard::close() {
       // the actor, and its message counted as shutting-down.
       spdlog::warn("actor {} ({}) still busy at shutdown", a.self().to_string(), actor_name(&a));
     }
-    finalize_stop(a, "shutdown");
+    finalize_stop(a, exit_kind::shutdown, "shutdown");
   }
-  ready_head_ = ready_tail_ = nullptr;
   // Asks still open here were started after their actors' last chance to
   // end them; nobody will resume their waiters.
   for (pending_entry& pe : pending_) pe.waiter = nullptr;
+  run_control();
   run_replies();
   flush_outbound();
 }
 
 bool shard::drain_after_close() {
   bool work = drain_inbound();
+  work |= run_control();
   work |= run_replies();  // nobody waits any more: late replies
   work |= !dirty_.empty();
   flush_outbound();
@@ -822,6 +977,14 @@ void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept {
   acc::home(a)->end_task(a, e, failure);
 }
 void request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
+void set_dead_letter_handler(shard& s, const address& handler) {
+  for (std::size_t i = 0; i < s.shard_count(); ++i) {
+    envelope* e = make_envelope(set_dead_letter_handler_msg{handler}, handler,
+                                address(s.engine(), static_cast<std::uint16_t>(i), 0, 0));
+    e->flags |= flag_control;
+    s.send(e);
+  }
+}
 void watch(shard& s, const address& watcher, const address& target) {
   if (target.engine() != s.engine() || target.is_null() || target.shard() >= s.shard_count()) {
     // Remote watches come with links between engines; until then such a

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <coroutine>
 #include <cstdint>
 #include <exception>
@@ -40,6 +41,9 @@ struct alignas(64) shard_counters {
   std::atomic<std::uint64_t> sent{0};
   std::atomic<std::uint64_t> delivered{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(dead_reason::count_)> dead{};
+  std::atomic<std::uint64_t> poisoned{0};
+  std::atomic<std::uint64_t> failures{0};
+  std::atomic<std::uint64_t> restarts{0};
   std::atomic<std::uint64_t> spawned{0};
   std::atomic<std::uint64_t> live{0};
 
@@ -81,13 +85,18 @@ class alignas(64) shard {
   timer_id start_timer(duration after, envelope* e);
   bool cancel_timer(timer_id id) noexcept;
   void sleep(duration d, std::coroutine_handle<> h);
-  /// Installs `a` on this shard now, in a free slot.
-  address spawn_local(actor_base* a);
+  /// Installs `a` on this shard now, in a free slot, as a child of
+  /// `parent` (null: the root guardian) under `policy` (null: the root's).
+  address spawn_local(actor_base* a, actor_factory* factory, const address& parent,
+                      const supervision_policy* policy, std::uint32_t mailbox_limit);
+  /// Records `child` as a child of the actor being run (on this shard).
+  void adopt(const address& parent, const address& child);
   void begin_task(actor_base& a) noexcept;
   void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept;
   /// A fiber's ask completed: resumes it and finishes its message if done.
   void resume_fiber(actor_base& a);
   void dead_letter(envelope* e, dead_reason why, const actor_base* at = nullptr);
+  void set_dead_letter_handler(const address& handler) { dead_letter_handler_ = handler; }
   /// Tells `watcher` that `who` ended, and why.
   void notify_watcher(const address& watcher, const address& who, std::string reason);
 
@@ -120,10 +129,23 @@ class alignas(64) shard {
   bool drain_after_close();
 
  private:
+  /// One actor's place: the object, and what its supervision needs.
   struct slot_entry {
     actor_base* actor = nullptr;
     std::uint32_t incarnation = 0;  ///< of the current or last occupant; 0 = never used
     std::uint32_t next_free = 0;
+    actor_factory* factory = nullptr;            ///< fresh instances; null: cannot restart
+    const supervision_policy* policy = nullptr;  ///< its supervisor's (interned)
+    address parent;                              ///< null: the root guardian
+    std::int64_t window_start = 0;               ///< restart window, ns on now()
+    std::uint32_t restarts = 0;                  ///< in the window
+    std::uint32_t mailbox_limit = 0;             ///< 0: unbounded
+  };
+  /// Why an actor that waits for its children to end will end.
+  struct ending {
+    exit_kind kind;
+    std::string reason;
+    envelope* held = nullptr;  ///< an exit_request to handle once they have
   };
   struct pending_entry {
     pending_ask* waiter = nullptr;
@@ -132,14 +154,14 @@ class alignas(64) shard {
     address target;
     duration timeout{};
   };
-  enum class timer_kind : std::uint8_t { wakeup, resume, ask_timeout };
+  enum class timer_kind : std::uint8_t { wakeup, resume, ask_timeout, restart };
   struct timer_entry {
     time_point when;
     std::uint64_t seq;
     timer_kind kind;
     envelope* msg;              // wakeup
     std::coroutine_handle<> h;  // resume
-    std::uint64_t request;      // ask_timeout
+    std::uint64_t request;      // ask_timeout; restart: slot << 32 | incarnation
     bool operator>(const timer_entry& o) const noexcept {
       return when != o.when ? when > o.when : seq > o.seq;
     }
@@ -159,13 +181,16 @@ class alignas(64) shard {
   void make_ready(actor_base& a);
   void park(std::uint32_t slot, envelope* e);
   void handle_control(envelope* e);
-  void install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation);
+  void install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation,
+               actor_factory* factory, const address& parent, const supervision_policy* policy,
+               std::uint32_t mailbox_limit);
   slot_entry& entry(std::uint32_t slot);
 
   // running
   bool drain_inbound();
   bool run_ready();
   bool run_replies();
+  bool run_control();
   bool run_timers();
   /// Publishes lanes and moves overflow into them; true if it moved any.
   bool flush_outbound();
@@ -173,11 +198,32 @@ class alignas(64) shard {
   /// False when the actor cannot take its next message now.
   bool handle(actor_base& a, envelope* e);
   bool handle_on_fiber(actor_base& a, envelope* e);
-  /// Returns false if the actor ended.
+  /// Returns false if the actor cannot take its next message now (it
+  /// ended, waits, or was replaced by a fresh instance).
   bool finish_message(actor_base& a, envelope* e, bool handled, std::exception_ptr failure);
-  void fail_actor(actor_base& a, envelope* e, std::exception_ptr failure);
-  void finalize_stop(actor_base& a, std::string reason);
   void sleep_until_work();
+
+  // lifecycle (engine/lifecycle.cpp)
+  /// A handler of `a` threw while handling `e` (null: in on_start); its
+  /// supervisor's policy decides. Takes `e`. Returns false (see above).
+  bool on_failure(actor_base& a, envelope* e, std::exception_ptr failure);
+  /// `e` failed for good: the ask fails, or the sender gets poison.
+  void poison_message(const actor_base& a, envelope* e, const std::string& why);
+  /// Replaces `a` by a fresh instance now, or after the backoff.
+  void restart(actor_base& a, envelope* retry, duration delay);
+  void replace(std::uint32_t slot);
+  /// `a` is to end: its children first, then finalize. Returns false.
+  bool end_actor(actor_base& a, exit_kind kind, std::string reason, bool halt_children = false);
+  void finalize_stop(actor_base& a, exit_kind kind, std::string reason);
+  /// Frees the object, now or (if it is still in the run queue) when the
+  /// run queue reaches it.
+  void retire(actor_base& a);
+  /// Tells each child of `slot` to end; true if there were any.
+  bool end_children(std::uint32_t slot, bool halt);
+  void on_child_ended(envelope* e);
+  const supervision_policy* intern(const supervision_policy& p);
+  const supervision_policy& policy_of(const slot_entry& s) const;
+  bool may_log();
 
   // asks
   void complete_pending(envelope* reply);
@@ -204,13 +250,20 @@ class alignas(64) shard {
   alignas(64) std::atomic<std::uint32_t> fresh_{0};  // other threads reserve slots here
   std::unordered_map<std::uint32_t, std::vector<envelope*>> parked_;
   std::unordered_map<std::uint32_t, std::vector<address>> watchers_;  // by slot
-  std::unordered_map<std::uint32_t, std::string> failures_;           // why a failing actor ends
+  std::unordered_map<std::uint32_t, std::unordered_set<address>> children_;  // by parent slot
+  std::unordered_map<std::uint32_t, ending> ending_;  // actors waiting for their children
+  std::deque<supervision_policy> policies_;           // interned, stable addresses
+  const supervision_policy* root_policy_ = nullptr;
+  address dead_letter_handler_;
+  unsigned restart_depth_ = 0;  // restarts inside restarts go through a timer
   actor_base* ready_head_ = nullptr;
   actor_base* ready_tail_ = nullptr;
   actor_base* in_dispatch_ = nullptr;
   std::exception_ptr sync_failure_;
   envelope* replies_head_ = nullptr;
   envelope* replies_tail_ = nullptr;
+  envelope* control_head_ = nullptr;  // control messages for this shard, run from the loop
+  envelope* control_tail_ = nullptr;
 
   // lanes
   std::vector<envelope_ring*> in_;

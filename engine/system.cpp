@@ -186,7 +186,11 @@ void system_impl::outside_send(envelope* e) {
     why = dead_reason::no_such_actor;
   if (why != dead_reason::count_) {
     if (control) {
-      if (e->type == type_id<install_actor>()) delete e->as<install_actor>().actor;
+      if (e->type == type_id<install_actor>()) {
+        install_actor& m = e->as<install_actor>();
+        delete m.actor;
+        if (m.factory) m.factory->release();
+      }
       destroy_envelope(e);
       return;
     }
@@ -354,6 +358,9 @@ stats system_impl::counters() const {
     for (std::size_t i = 0; i < st.dead_by_reason.size(); ++i) {
       st.dead_by_reason[i] += c.dead[i].load(std::memory_order_relaxed);
     }
+    st.poisoned += c.poisoned.load(std::memory_order_relaxed);
+    st.failures += c.failures.load(std::memory_order_relaxed);
+    st.restarts += c.restarts.load(std::memory_order_relaxed);
     st.actors_live += c.live.load(std::memory_order_relaxed);
     st.actors_spawned += c.spawned.load(std::memory_order_relaxed);
   };
@@ -365,21 +372,40 @@ stats system_impl::counters() const {
 
 std::string system_impl::io_description() const { return shards_[0]->io_description(); }
 
+void system_impl::set_dead_letter_handler(const address& handler) {
+  for (auto& s : shards_) {
+    auto* e = make_envelope(set_dead_letter_handler_msg{handler}, handler,
+                            address(options_.engine_id, s->index(), 0, 0));
+    e->flags |= flag_control;
+    s->post_outside(e);
+  }
+}
+
 // ---------------------------------------------------------------- entry points
 
-address spawn_actor(shard* from, system_impl* sys, actor_base* a, const spawn_options& o) {
+address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory* factory,
+                    const address& parent, const supervision_policy* policy,
+                    const spawn_options& o) {
   system_impl& s = from ? from->owner() : *sys;
   const std::uint16_t target = s.place(o, from);
-  if (from && target == from->index()) return from->spawn_local(a);
-  shard& t = s.shard_at(target);
-  const address addr(s.engine(), target, t.reserve_slot(), 1);
-  envelope* e = make_envelope(install_actor{a}, address{}, addr);
-  e->flags |= flag_control;
-  if (from) {
-    from->send(e);
+  address addr;
+  if (from && target == from->index()) {
+    addr = from->spawn_local(a, factory, parent, policy, o.mailbox_limit);
   } else {
-    s.outside_send(e);
+    shard& t = s.shard_at(target);
+    addr = address(s.engine(), target, t.reserve_slot(), 1);
+    envelope* e = make_envelope(
+        install_actor{a, factory, parent, policy != nullptr, o.mailbox_limit,
+                      policy ? *policy : supervision_policy{}},
+        address{}, addr);
+    e->flags |= flag_control;
+    if (from) {
+      from->send(e);
+    } else {
+      s.outside_send(e);
+    }
   }
+  if (from && !parent.is_null()) from->adopt(parent, addr);
   return addr;
 }
 
@@ -401,5 +427,8 @@ std::size_t system::shard_count() const noexcept { return impl_->shard_count(); 
 std::uint32_t system::engine_id() const noexcept { return impl_->engine(); }
 stats system::counters() const { return impl_->counters(); }
 std::string system::io_description() const { return impl_->io_description(); }
+void system::set_dead_letter_handler(const address& handler) {
+  impl_->set_dead_letter_handler(handler);
+}
 
 }  // namespace troupe

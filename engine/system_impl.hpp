@@ -18,12 +18,43 @@ namespace troupe::internal {
 /// Control payloads: messages for a shard itself, not for an actor.
 struct install_actor {
   actor_base* actor;
+  actor_factory* factory;
+  address parent;
+  bool has_policy;  ///< false: the root guardian's
+  std::uint32_t mailbox_limit;
+  supervision_policy policy;
 };
 struct enter_phase_msg {
   shutdown_phase phase;
 };
 struct watch_request {
   address watcher;
+};
+/// To a parent: its child has ended.
+struct child_ended {
+  address child;
+  exit_kind kind;
+  std::string reason;
+};
+/// To a parent: its child failed and the policy escalates: it fails too.
+struct escalation {
+  address child;
+  std::string reason;
+};
+/// To a child: end now, with your children (your parent restarts or ends).
+struct halt {
+  std::string reason;
+};
+/// To an all-for-one parent: restart every child but `failed`.
+struct restart_siblings {
+  address failed;
+};
+/// To a child of an all-for-one parent: restart (a sibling failed).
+struct restart_request {
+  std::string reason;
+};
+struct set_dead_letter_handler_msg {
+  address handler;
 };
 
 class system_impl {
@@ -49,6 +80,8 @@ class system_impl {
 
   stats counters() const;
   std::string io_description() const;
+  void set_dead_letter_handler(const address& handler);
+  const supervision_policy& root_policy() const noexcept { return options_.root_supervision; }
 
   /// Counted where no shard is involved (outside sends, after stop).
   shard_counters outside_counters;

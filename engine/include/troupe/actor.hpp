@@ -3,12 +3,14 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
 #include "troupe/address.hpp"
 #include "troupe/internal/envelope.hpp"
 #include "troupe/internal/runtime.hpp"
+#include "troupe/lifecycle.hpp"
 #include "troupe/message.hpp"
 #include "troupe/result.hpp"
 #include "troupe/task.hpp"
@@ -53,6 +55,40 @@ struct detached {
     void unhandled_exception() noexcept { std::terminate(); }
   };
 };
+
+/// Makes the fresh instance of an actor for a restart, from copies of the
+/// arguments it was first spawned with.
+template <class A>
+struct default_factory final : actor_factory {
+  actor_base* make() const override;
+  static default_factory instance;
+};
+template <class A>
+default_factory<A> default_factory<A>::instance;
+
+template <class A, class... Args>
+struct copy_factory final : actor_factory {
+  explicit copy_factory(const Args&... a) : args(a...) {}
+  actor_base* make() const override;
+  void release() noexcept override { delete this; }
+  static void* operator new(std::size_t n) { return pool_allocate(n); }
+  static void operator delete(void* p, std::size_t n) noexcept { pool_deallocate(p, n); }
+  std::tuple<Args...> args;
+};
+
+/// A factory for A from `args`, or null when A cannot be made again from
+/// them (an argument that cannot be copied): such an actor is not restarted.
+template <class A, class... Args>
+actor_factory* factory_for(const Args&... args) {
+  if constexpr (sizeof...(Args) == 0) {
+    return &default_factory<A>::instance;
+  } else if constexpr ((std::is_copy_constructible_v<std::decay_t<Args>> && ...) &&
+                       std::is_constructible_v<A, const std::decay_t<Args>&...>) {
+    return new copy_factory<A, std::decay_t<Args>...>(args...);
+  } else {
+    return nullptr;
+  }
+}
 
 template <class R>
 void reply_with(shard& s, const envelope& request, R&& value) {
@@ -134,11 +170,16 @@ class actor_base {
 
   /// Creates an actor of type A from `args` and returns its address at once;
   /// messages sent to it before it starts wait for it.
+  /// The new actor is this one's child: this actor's supervision() decides
+  /// what happens when it fails, and it ends before this one does.
   template <class A, class... Args>
   address spawn(spawn_options o, Args&&... args) {
     static_assert(std::is_base_of_v<actor_base, A>,
                   "spawn<A>: A must be an actor class, derived from troupe::actor<A, Msgs...>.");
-    return internal::spawn_actor(home_shard(), nullptr, new A(std::forward<Args>(args)...), o);
+    internal::actor_factory* f = internal::factory_for<A>(args...);
+    const supervision_policy policy = supervision();
+    return internal::spawn_actor(home_shard(), nullptr, new A(std::forward<Args>(args)...), f,
+                                 self(), &policy, o);
   }
   template <class A, class... Args>
   address spawn(Args&&... args) {
@@ -159,12 +200,24 @@ class actor_base {
   /// actor's messages to handle it.
   void watch(const address& target) { internal::watch(*home_shard(), self(), target); }
 
-  /// Ends this actor once the current message is handled. Messages still in
-  /// its mailbox, and any sent later, go to the dead letters.
+  /// Ends this actor once the current message is handled: its children
+  /// end first, then it does. Messages still in its mailbox, and any sent
+  /// later, go to the dead letters.
   void stop() noexcept { internal::request_stop(*this); }
+
+  /// Dead letters of the whole engine come to this actor as
+  /// troupe::dead_letter notices (Thespian's handleDeadLetters).
+  void handle_dead_letters() { internal::set_dead_letter_handler(*home_shard(), self()); }
 
  protected:
   actor_base() = default;
+  /// The policy for this actor's children, read when it spawns one.
+  virtual supervision_policy supervision() const { return {}; }
+  /// True if the actor has a handler for messages of type `t`.
+  virtual bool accepts(const internal::message_type* t) const noexcept {
+    (void)t;
+    return false;
+  }
   /// Runs the handler for `e`; false when this actor has none for its type.
   virtual bool dispatch(internal::envelope& e) = 0;
   /// Called on the actor's shard once it is installed, before any message.
@@ -185,6 +238,7 @@ class actor_base {
   internal::envelope* current_ = nullptr;
   address self_;  // kept whole: every tell copies it as the sender in one move
   std::uint8_t state_ = 0;
+  std::uint32_t queued_ = 0;  // messages in the mailbox (bounded mailboxes)
 };
 
 /// An actor class with typed handlers: list the message types it handles,
@@ -217,6 +271,10 @@ class actor : public actor_base {
     if constexpr (internal::has_on_start<Derived>) static_cast<Derived&>(*this).on_start();
   }
 
+  bool accepts(const internal::message_type* t) const noexcept override {
+    return ((t == internal::type_id<Msgs>()) || ...);
+  }
+
  private:
   template <class M>
   bool try_handle(internal::envelope& e) {
@@ -240,6 +298,16 @@ class actor : public actor_base {
 };
 
 namespace internal {
+
+template <class A>
+actor_base* default_factory<A>::make() const {
+  return new A();
+}
+
+template <class A, class... Args>
+actor_base* copy_factory<A, Args...>::make() const {
+  return std::apply([](const Args&... a) { return new A(a...); }, args);
+}
 
 template <class T>
 detached run_handler_task(actor_base* self, shard* s, envelope* e, task<T> t) {

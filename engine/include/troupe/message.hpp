@@ -41,6 +41,10 @@ enum class placement : std::uint8_t {
 struct spawn_options {
   placement where = placement::automatic;
   int shard = -1;  ///< >= 0: exactly this shard (modulo the shard count)
+  /// > 0: at most this many messages wait in the mailbox; more are
+  /// dead-lettered ("mailbox full"), an ask fails, an actor sender that
+  /// lists troupe::undelivered is told.
+  std::uint32_t mailbox_limit = 0;
 };
 
 /// Names a pending timer so that it can be cancelled.

@@ -17,6 +17,7 @@ enum class errc : std::uint8_t {
   shutting_down,  ///< the engine stopped before the request was answered
   type_mismatch,  ///< the reply's type is not the one asked for
   misuse,         ///< the API was called where it cannot work (text says why)
+  mailbox_full,   ///< the receiver's bounded mailbox had no room
 };
 
 const char* to_string(errc e) noexcept;

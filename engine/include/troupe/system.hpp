@@ -10,30 +10,27 @@
 #include "troupe/actor.hpp"
 #include "troupe/address.hpp"
 #include "troupe/internal/runtime.hpp"
+#include "troupe/lifecycle.hpp"
 #include "troupe/io/reactor.hpp"
 #include "troupe/message.hpp"
 #include "troupe/result.hpp"
 
 namespace troupe {
 
-/// Why a message went to the dead letters.
-enum class dead_reason : std::uint8_t {
-  no_such_actor,  ///< the address never named a live actor here
-  actor_stopped,  ///< the actor ended before handling it
-  unhandled,      ///< the actor has no handler for its type
-  shutting_down,  ///< the engine stopped first
-  no_route,       ///< the address is on another engine and there is no link to it
-  late_reply,     ///< a reply that came after its ask ended
-  count_
-};
-const char* to_string(dead_reason r) noexcept;
 
 /// Counters of one engine, summed over its shards. The contract makes them
-/// add up: sent = delivered + dead_letters + in flight (0 after stop()).
+/// add up: sent = delivered + dead_letters + poisoned + in flight (0 after
+/// stop()). A message that fails and is retried counts once, by its end.
 struct stats {
   std::uint64_t sent = 0;
   std::uint64_t delivered = 0;
   std::uint64_t dead_letters = 0;
+  /// Messages whose handler failed for good (returned to the sender as
+  /// poison, or failing its ask).
+  std::uint64_t poisoned = 0;
+  /// Handler failures, and restarts of failed actors.
+  std::uint64_t failures = 0;
+  std::uint64_t restarts = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(dead_reason::count_)> dead_by_reason{};
   std::uint64_t actors_live = 0;
   std::uint64_t actors_spawned = 0;
@@ -54,6 +51,8 @@ struct system_options {
   /// at least as many CPUs as shards), so that two shards never share a
   /// core and a shard's caches stay warm.
   bool pin_shards = true;
+  /// The root guardian's policy: for actors spawned from outside.
+  supervision_policy root_supervision{};
 };
 
 /// An engine: its shards, their threads and their actors.
@@ -72,7 +71,9 @@ class system {
   address spawn(spawn_options o, Args&&... args) {
     static_assert(std::is_base_of_v<actor_base, A>,
                   "spawn<A>: A must be an actor class, derived from troupe::actor<A, Msgs...>.");
-    return internal::spawn_actor(nullptr, impl_.get(), new A(std::forward<Args>(args)...), o);
+    internal::actor_factory* f = internal::factory_for<A>(args...);
+    return internal::spawn_actor(nullptr, impl_.get(), new A(std::forward<Args>(args)...), f,
+                                 address{}, nullptr, o);
   }
   template <class A, class... Args>
   address spawn(Args&&... args) {
@@ -93,6 +94,11 @@ class system {
     return internal::take_reply<R>(internal::outside_ask(
         *impl_, internal::make_envelope(std::move(msg), address{}, to), timeout));
   }
+
+  /// Dead letters go to `handler` as troupe::dead_letter notices from now
+  /// on (Thespian's handleDeadLetters); a null address turns that off.
+  /// Counters and the rate-limited log keep counting either way.
+  void set_dead_letter_handler(const address& handler);
 
   /// Inline mode: handles messages (advancing virtual time for timers)
   /// until nothing is left to do. Returns messages handled.

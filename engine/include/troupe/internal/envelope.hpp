@@ -65,6 +65,7 @@ std::string type_name_of(const std::type_info& t);
 enum envelope_flag : std::uint64_t {
   flag_reply = 1u << 0,    ///< answers request `request` of `target`
   flag_control = 1u << 1,  ///< for the shard itself, not an actor
+  flag_retried = 1u << 2,  ///< failed once; the next failure makes it poison
 };
 
 struct envelope {
@@ -72,8 +73,8 @@ struct envelope {
   const message_type* type;
   address sender;
   address target;
-  std::uint64_t request : 62;  ///< ask id; 0 for a tell
-  std::uint64_t flags : 2;
+  std::uint64_t request : 61;  ///< ask id; 0 for a tell
+  std::uint64_t flags : 3;
 
   void* payload() noexcept { return reinterpret_cast<std::byte*>(this) + type->offset; }
   template <class T>

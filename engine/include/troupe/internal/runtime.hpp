@@ -13,6 +13,7 @@
 
 namespace troupe {
 class actor_base;
+struct supervision_policy;
 }
 
 namespace troupe::internal {
@@ -30,6 +31,17 @@ struct pending_ask {
   ~pending_ask() = default;
 };
 
+/// Makes instances of one actor class: the first, and fresh ones for
+/// restarts. Static for default-constructible classes, else one per actor.
+struct actor_factory {
+  virtual actor_base* make() const = 0;
+  /// The actor has ended for good.
+  virtual void release() noexcept {}
+
+ protected:
+  ~actor_factory() = default;
+};
+
 // --- on the calling actor's own shard thread ---------------------------
 
 /// Routes `e` to its target: this shard, another shard, or the outside.
@@ -42,7 +54,11 @@ timer_id start_timer(shard& s, duration after, envelope* e);
 bool cancel_timer(shard& s, timer_id id) noexcept;
 void sleep(shard& s, duration d, std::coroutine_handle<> h);
 /// Installs or ships `a` and returns its address. `from` null: outside.
-address spawn_actor(shard* from, system_impl* sys, actor_base* a, const spawn_options& o);
+/// `factory` (may be null) makes fresh instances for restarts; `parent`
+/// and `policy` are its supervisor's (null: the root guardian's).
+address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory* factory,
+                    const address& parent, const supervision_policy* policy,
+                    const spawn_options& o);
 /// Marks the actor as waiting for a coroutine handler that owns `e`.
 void begin_task(actor_base& a) noexcept;
 /// The coroutine handler that owns `e` ended (with `failure` if it threw).
@@ -51,6 +67,7 @@ void request_stop(actor_base& a) noexcept;
 /// `watcher` gets a terminated notice when `target` ends.
 void watch(shard& s, const address& watcher, const address& target);
 std::size_t shard_count(const shard& s) noexcept;
+void set_dead_letter_handler(shard& s, const address& handler);
 
 /// The shard whose thread is calling, or nullptr outside any shard.
 /// constinit: no dynamic initialization, so no TLS wrapper call on each use.

@@ -1,0 +1,18 @@
+#pragma once
+// Words for logs and error texts: actor class names and failures.
+
+#include <exception>
+#include <string>
+
+namespace troupe {
+class actor_base;
+}
+
+namespace troupe::internal {
+
+/// The actor's class name, e.g. "app::counter"; "?" for null.
+std::string actor_name(const actor_base* a);
+/// "std::runtime_error: boom" for the exception in `failure`.
+std::string describe_failure(std::exception_ptr failure);
+
+}  // namespace troupe::internal
