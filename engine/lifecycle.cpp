@@ -67,8 +67,8 @@ bool shard::on_failure(actor_base& a, envelope* e, std::exception_ptr failure) {
   shard_counters::bump(counters_.failures);
   const std::string why = describe_failure(failure);
   if (may_log()) {
-    spdlog::error("actor {} ({}) failed {}: {}", a.self().to_string(), actor_name(&a),
-                  e ? "handling " + type_name(e->type) : std::string("starting"), why);
+    spdlog::error("actor {} ({}) failed{}: {}", a.self().to_string(), actor_name(&a),
+                  e ? " handling " + type_name(e->type) : std::string(), why);
   }
 
   directive d = p.on_failure;
