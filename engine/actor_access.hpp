@@ -13,6 +13,8 @@ enum actor_state : std::uint8_t {
   st_started = 1u << 3,   ///< installed on its shard
   st_held = 1u << 4,      ///< takes no message: waits for a restart or for its children
   st_retired = 1u << 5,   ///< replaced or ended while in the run queue: free it there
+  st_bounded = 1u << 6,   ///< has a mailbox limit (in its shard's mailbox_limits_)
+  st_failing = 1u << 7,   ///< called fail_with() (the reason is in self_failures_)
 };
 
 struct actor_access {

@@ -4,6 +4,8 @@
 #include <exception>
 #include <string>
 
+#include "troupe/internal/runtime.hpp"
+
 namespace troupe {
 class actor_base;
 }
@@ -14,5 +16,7 @@ namespace troupe::internal {
 std::string actor_name(const actor_base* a);
 /// "std::runtime_error: boom" for the exception in `failure`.
 std::string describe_failure(std::exception_ptr failure);
+/// The same for a failure caught or given to fail_with(), without rethrowing.
+std::string describe(const failure& f);
 
 }  // namespace troupe::internal

@@ -20,7 +20,7 @@ struct fiber_state {
   bool handled = false;
   bool blocked = false;
   bool exit = false;
-  std::exception_ptr failure;
+  internal::failure failure;
 };
 
 namespace {
@@ -42,12 +42,15 @@ fiber_state* make_fiber(actor_base& a) {
                      running_fiber = f;
                      try {
                        f->handled = actor_access::dispatch(*f->owner, *f->msg);
-                       f->failure = nullptr;
+                       f->failure = {};
                      } catch (const ctx::detail::forced_unwind&) {
                        throw;  // the fiber is being destroyed: let Boost unwind it
+                     } catch (const std::exception& ex) {
+                       f->handled = true;
+                       f->failure = caught(&ex);
                      } catch (...) {
                        f->handled = true;
-                       f->failure = std::current_exception();
+                       f->failure = caught(nullptr);
                      }
                      running_fiber = nullptr;
                      f->shard_side = std::move(f->shard_side).resume();
@@ -70,7 +73,7 @@ bool shard::handle_on_fiber(actor_base& a, envelope* e) {
     actor_access::state(a) |= st_waiting;
     return false;
   }
-  return finish_message(a, e, f->handled, std::exchange(f->failure, nullptr));
+  return finish_message(a, e, f->handled, std::exchange(f->failure, {}));
 }
 
 void shard::resume_fiber(actor_base& a) {
@@ -78,7 +81,7 @@ void shard::resume_fiber(actor_base& a) {
   switch_in(f);
   if (f->blocked) return;
   actor_access::state(a) &= static_cast<std::uint8_t>(~st_waiting);
-  if (finish_message(a, f->msg, f->handled, std::exchange(f->failure, nullptr)) &&
+  if (finish_message(a, f->msg, f->handled, std::exchange(f->failure, {})) &&
       actor_access::head(a)) {
     make_ready(a);
   }

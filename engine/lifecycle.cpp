@@ -60,12 +60,52 @@ const supervision_policy& shard::policy_of(const slot_entry& s) const {
   return root_policy_ ? *root_policy_ : default_policy;
 }
 
-bool shard::on_failure(actor_base& a, envelope* e, std::exception_ptr failure) {
+bool shard::has_children(std::uint32_t slot) const {
+  if (slots_[slot].first_child) return true;
+  auto r = remote_children_.find(slot);
+  return r != remote_children_.end() && !r->second.empty();
+}
+
+void shard::link_child(std::uint32_t parent, std::uint32_t child) {
+  slot_entry& p = slots_[parent];
+  slot_entry& c = slots_[child];
+  c.next = p.first_child;
+  c.prev_sibling = 0;
+  if (p.first_child) slots_[p.first_child - 1].prev_sibling = child + 1;
+  p.first_child = child + 1;
+}
+
+bool shard::unlink_child(std::uint32_t child) {
+  slot_entry& c = slots_[child];
+  if (c.prev_sibling == not_linked) return false;
+  if (c.prev_sibling == 0) {
+    slots_[c.parent.slot()].first_child = c.next;
+  } else {
+    slots_[c.prev_sibling - 1].next = c.next;
+  }
+  if (c.next) slots_[c.next - 1].prev_sibling = c.prev_sibling;
+  c.prev_sibling = not_linked;
+  c.next = 0;
+  return true;
+}
+
+void shard::detach_children(std::uint32_t slot) {
+  for (std::uint32_t c = slots_[slot].first_child; c;) {
+    slot_entry& child = slots_[c - 1];
+    c = child.next;
+    child.next = 0;
+    child.prev_sibling = not_linked;
+  }
+  slots_[slot].first_child = 0;
+  remote_children_.erase(slot);
+}
+
+bool shard::on_failure(actor_base& a, envelope* e, const failure& f) {
   const std::uint32_t slot = acc::slot(a);
   slot_entry& s = slots_[slot];
   const supervision_policy& p = policy_of(s);
   shard_counters::bump(counters_.failures);
-  const std::string why = describe_failure(failure);
+  const std::string why = describe(f);
   if (may_log()) {
     spdlog::error("actor {} ({}) failed{}: {}", a.self().to_string(), actor_name(&a),
                   e ? " handling " + type_name(e->type) : std::string(), why);
@@ -74,13 +114,14 @@ bool shard::on_failure(actor_base& a, envelope* e, std::exception_ptr failure) {
   directive d = p.on_failure;
   if (p.decide) {
     try {
-      d = p.decide(failure);
+      d = p.decide(f.ptr);
     } catch (...) {
       d = directive::stop;  // a decider that throws cannot choose a restart
     }
   }
   exit_kind kind = exit_kind::failed;
   std::string reason = "failed: " + why;
+  std::uint32_t restarts_in_window = 0;
   if (phase_ != shutdown_phase::running) d = directive::stop;
   if (d == directive::restart && !s.factory) {
     d = directive::stop;
@@ -90,11 +131,13 @@ bool shard::on_failure(actor_base& a, envelope* e, std::exception_ptr failure) {
     const std::int64_t t = ns_of(now());
     const std::int64_t window =
         std::chrono::duration_cast<std::chrono::nanoseconds>(p.within).count();
-    if (s.restarts == 0 || t - s.window_start > window) {
-      s.window_start = t;
-      s.restarts = 0;
+    restart_window& w = windows_[slot];
+    if (w.count == 0 || t - w.start > window) {
+      w.start = t;
+      w.count = 0;
     }
-    if (++s.restarts > p.max_restarts) {
+    restarts_in_window = ++w.count;
+    if (w.count > p.max_restarts) {
       d = directive::escalate;
       kind = exit_kind::restart_limit;
       reason = "restart limit reached (" + std::to_string(p.max_restarts) + " in " +
@@ -116,7 +159,7 @@ bool shard::on_failure(actor_base& a, envelope* e, std::exception_ptr failure) {
     if (p.scope == supervision_scope::all_for_one && !s.parent.is_null()) {
       send(control(restart_siblings{a.self()}, a.self(), s.parent));
     }
-    restart(a, retry, backoff_for(p, s.restarts));
+    restart(a, retry, backoff_for(p, restarts_in_window));
     return false;
   }
   if (e) poison_message(a, e, why);
@@ -151,7 +194,7 @@ void shard::restart(actor_base& a, envelope* retry, duration delay) {
   // The failed instance's children end; what they report afterwards is
   // not for the fresh instance, which never had them.
   end_children(slot, true);
-  children_.erase(slot);
+  detach_children(slot);
   if (retry) {
     retry->next = acc::head(a);
     acc::head(a) = retry;
@@ -185,15 +228,27 @@ void shard::replace(std::uint32_t slot) {
   acc::tail(*fresh) = std::exchange(acc::tail(old), nullptr);
   acc::queued(*fresh) = std::exchange(acc::queued(old), 0);
   acc::place(*fresh, old.self());
-  acc::state(*fresh) = st_started;
+  acc::state(*fresh) = static_cast<std::uint8_t>(st_started | (acc::state(old) & st_bounded));
   s.actor = fresh;
   retire(old);
   ++restart_depth_;
+  failure f;
   try {
     acc::started(*fresh);
+  } catch (const std::exception& ex) {
+    f = caught(&ex);
   } catch (...) {
+    f = caught(nullptr);
+  }
+  if (acc::state(*fresh) & st_failing) {
+    acc::state(*fresh) &= static_cast<std::uint8_t>(~st_failing);
+    auto it = self_failures_.find(slot);
+    if (!f) f = std::move(it->second);
+    self_failures_.erase(it);
+  }
+  if (f) {
+    on_failure(*fresh, nullptr, f);
     --restart_depth_;
-    on_failure(*fresh, nullptr, std::current_exception());
     return;
   }
   --restart_depth_;
@@ -205,16 +260,15 @@ void shard::replace(std::uint32_t slot) {
 }
 
 bool shard::end_children(std::uint32_t slot, bool halt_them) {
-  auto c = children_.find(slot);
-  if (c == children_.end() || c->second.empty()) return false;
+  if (!has_children(slot)) return false;
   const address self = slots_[slot].actor->self();
-  for (const address& child : c->second) {
+  for_each_child(slot, [&](const address& child) {
     if (halt_them) {
       send(control(halt{"its parent " + self.to_string() + " ended or restarted"}, self, child));
     } else {
       send(make_envelope(exit_request{}, self, child));
     }
-  }
+  });
   return true;
 }
 
@@ -236,11 +290,14 @@ void shard::on_child_ended(envelope* e) {
   child_ended& m = e->as<child_ended>();
   const std::uint32_t slot = parent.slot();
   slot_entry* s = slot < slots_.size() ? &slots_[slot] : nullptr;
-  auto c = children_.find(slot);
   bool known = false;
-  if (s && s->actor && s->incarnation == parent.incarnation() && c != children_.end()) {
-    known = c->second.erase(m.child) > 0;
-    if (c->second.empty()) children_.erase(c);
+  if (s && s->actor && s->incarnation == parent.incarnation()) {
+    if (m.was_linked) {
+      known = true;  // it left the list when it ended, on this shard
+    } else if (auto r = remote_children_.find(slot); r != remote_children_.end()) {
+      known = r->second.erase(m.child) > 0;
+      if (r->second.empty()) remote_children_.erase(r);
+    }
   }
   if (!known) {  // a child of an earlier instance, or a parent already gone
     destroy_envelope(e);
@@ -249,7 +306,7 @@ void shard::on_child_ended(envelope* e) {
   actor_base& a = *s->actor;
   auto end = ending_.find(slot);
   if (end != ending_.end() && (acc::state(a) & st_held)) {
-    if (children_.contains(slot)) {
+    if (has_children(slot)) {
       destroy_envelope(e);
       return;  // more to wait for
     }
@@ -290,14 +347,24 @@ void shard::finalize_stop(actor_base& a, exit_kind kind, std::string reason) {
     e = next;
   }
   slot_entry& s = slots_[slot];
+  const bool was_linked = unlink_child(slot);
   if (!s.parent.is_null()) {
-    send(control(child_ended{self, kind, std::move(reason)}, self, s.parent));
+    // A parent on this shard that neither waits for its children nor
+    // listens for their exits has nothing to learn: no message.
+    const actor_base* p = was_linked ? slots_[s.parent.slot()].actor : nullptr;
+    const bool quiet = p && !(acc::state(*const_cast<actor_base*>(p)) & st_held) &&
+                       !acc::accepts(*p, type_id<child_exited>());
+    if (!quiet) {
+      send(control(child_ended{self, kind, std::move(reason), was_linked}, self, s.parent));
+    }
   }
+  if (acc::state(a) & st_bounded) mailbox_limits_.erase(slot);
+  if (!windows_.empty()) windows_.erase(slot);
   if (s.factory) s.factory->release();
   s.factory = nullptr;
   s.actor = nullptr;
   s.parent = address{};
-  s.next_free = free_head_;
+  s.next = free_head_;
   free_head_ = slot;
   shard_counters::drop(counters_.live);
   retire(a);

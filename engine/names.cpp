@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <unordered_map>
 
 #include "describe.hpp"
 #include "troupe/actor.hpp"
@@ -66,6 +67,16 @@ std::string type_name(const message_type* t) { return type_name_of(*t->info); }
 
 std::string actor_name(const actor_base* a) {
   return a ? type_name_of(typeid(*a)) : std::string("?");
+}
+
+std::string describe(const failure& f) {
+  if (!f.ptr) return f.reason;
+  if (!f.type) return "an exception that is not a std::exception";
+  // Demangling allocates and is slow; a shard sees few distinct types.
+  thread_local std::unordered_map<const std::type_info*, std::string> names;
+  auto it = names.find(f.type);
+  if (it == names.end()) it = names.emplace(f.type, type_name_of(*f.type)).first;
+  return it->second + ": " + f.what;
 }
 
 std::string describe_failure(std::exception_ptr failure) {

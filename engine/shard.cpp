@@ -81,7 +81,7 @@ time_point shard::now() const { return inline_ ? virtual_now_ : clk::now(); }
 // ---------------------------------------------------------------- routing
 
 shard::slot_entry& shard::entry(std::uint32_t slot) {
-  if (slot >= slots_.size()) slots_.resize(std::max<std::size_t>(slot + 1, slots_.size() * 2));
+  if (slot >= slots_.size()) slots_.grow_to(std::size_t{slot} + 1);
   return slots_[slot];
 }
 
@@ -169,7 +169,8 @@ void shard::deliver_here(envelope* e) {
   if (slot < slots_.size()) {
     slot_entry& s = slots_[slot];
     if (s.actor && s.incarnation == to.incarnation()) {
-      if (s.mailbox_limit && acc::queued(*s.actor) >= s.mailbox_limit) {
+      if ((acc::state(*s.actor) & st_bounded) &&
+          acc::queued(*s.actor) >= mailbox_limits_[slot]) {
         dead_letter(e, dead_reason::mailbox_full, s.actor);
         return;
       }
@@ -259,9 +260,10 @@ void shard::handle_control(envelope* e) {
                                                 "failed: child " + m.child.to_string() +
                                                     " escalated: " + m.reason});
         } else if ((acc::state(a) & st_held) == 0) {
-          on_failure(a, nullptr,
-                     std::make_exception_ptr(std::runtime_error(
-                         "child " + m.child.to_string() + " escalated: " + m.reason)));
+          failure f;
+          f.failed = true;
+          f.reason = "child " + m.child.to_string() + " escalated: " + m.reason;
+          on_failure(a, nullptr, f);
         }
       } else if (e->type == type_id<halt>()) {
         std::string why = std::move(e->as<halt>().reason);
@@ -273,16 +275,14 @@ void shard::handle_control(envelope* e) {
         }
       } else if (e->type == type_id<restart_siblings>()) {
         const address failed = e->as<restart_siblings>().failed;
-        if (auto c = children_.find(to.slot()); c != children_.end()) {
-          for (const address& child : c->second) {
-            if (child == failed) continue;
-            envelope* r = make_envelope(
-                restart_request{"sibling " + failed.to_string() + " failed (all-for-one)"},
-                a.self(), child);
-            r->flags |= flag_control;
-            send(r);
-          }
-        }
+        for_each_child(to.slot(), [&](const address& child) {
+          if (child == failed) return;
+          envelope* r = make_envelope(
+              restart_request{"sibling " + failed.to_string() + " failed (all-for-one)"},
+              a.self(), child);
+          r->flags |= flag_control;
+          send(r);
+        });
       } else if ((acc::state(a) & (st_waiting | st_held | st_stopping)) == 0 &&
                  slots_[to.slot()].factory && phase_ == shutdown_phase::running) {
         shard_counters::bump(counters_.restarts);
@@ -314,7 +314,7 @@ address shard::spawn_local(actor_base* a, actor_factory* factory, const address&
   std::uint32_t slot, incarnation;
   if (free_head_ != UINT32_MAX) {
     slot = free_head_;
-    free_head_ = slots_[slot].next_free;
+    free_head_ = slots_[slot].next;
     incarnation = slots_[slot].incarnation + 1;
   } else {
     slot = reserve_slot();
@@ -325,7 +325,7 @@ address shard::spawn_local(actor_base* a, actor_factory* factory, const address&
 }
 
 void shard::adopt(const address& parent, const address& child) {
-  children_[parent.slot()].insert(child);
+  remote_children_[parent.slot()].insert(child);
 }
 
 void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation,
@@ -337,9 +337,15 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
   s.factory = factory;
   s.policy = policy ? intern(*policy) : nullptr;
   s.parent = parent;
-  s.window_start = 0;
-  s.restarts = 0;
-  s.mailbox_limit = mailbox_limit;
+  if (mailbox_limit) {
+    mailbox_limits_[slot] = mailbox_limit;
+    acc::state(*a) |= st_bounded;
+  }
+  s.first_child = 0;
+  s.prev_sibling = not_linked;
+  if (!parent.is_null() && parent.shard() == index_ && parent.engine() == engine_) {
+    link_child(parent.slot(), slot);  // before on_start, which may end it
+  }
   acc::place(*a, address(engine_, index_, slot, incarnation));
   acc::state(*a) |= st_started;
   shard_counters::bump(counters_.spawned);
@@ -358,6 +364,14 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
     spdlog::error("actor {} ({}) failed in on_start: {}",
                   address(engine_, index_, slot, incarnation).to_string(), actor_name(a),
                   start_failure);
+    shard_counters::bump(counters_.failures);
+    internal::request_stop(*a);
+  }
+  if (acc::state(*a) & st_failing) {  // fail_with() in on_start
+    acc::state(*a) &= static_cast<std::uint8_t>(~st_failing);
+    auto it = self_failures_.find(slot);
+    if (start_failure.empty()) start_failure = std::move(it->second.reason);
+    self_failures_.erase(it);
     shard_counters::bump(counters_.failures);
     internal::request_stop(*a);
   }
@@ -540,9 +554,9 @@ void shard::run_actor(actor_base& a) {
 }
 
 bool shard::handle(actor_base& a, envelope* e) {
-  if (e->type == type_id<exit_request>()) {
+  if (e->type == type_id<exit_request>()) [[unlikely]] {
     const std::uint32_t slot = acc::slot(a);
-    if (auto c = children_.find(slot); c != children_.end() && !c->second.empty()) {
+    if (has_children(slot)) {
       // Children end first; the actor handles its exit request after.
       acc::state(a) |= st_held;
       ending_[slot] = ending{exit_kind::requested, "exit requested", e};
@@ -553,27 +567,42 @@ bool shard::handle(actor_base& a, envelope* e) {
   acc::current(a) = e;
   if (acc::fiber_slot(a)) return handle_on_fiber(a, e);
   bool handled = true;
-  std::exception_ptr failure;
+  failure f;
   in_dispatch_ = &a;
   try {
     handled = acc::dispatch(a, *e);
+  } catch (const std::exception& ex) {
+    f = caught(&ex);
   } catch (...) {
-    failure = std::current_exception();
+    f = caught(nullptr);
   }
   in_dispatch_ = nullptr;
-  if (!failure && sync_failure_) failure = std::exchange(sync_failure_, nullptr);
+  if (!f && sync_failure_) f = std::exchange(sync_failure_, {});
   if (acc::state(a) & st_waiting) return false;  // a coroutine handler owns `e` now
-  return finish_message(a, e, handled, failure);
+  return finish_message(a, e, handled, std::move(f));
 }
 
-bool shard::finish_message(actor_base& a, envelope* e, bool handled, std::exception_ptr failure) {
+bool shard::finish_message(actor_base& a, envelope* e, bool handled, failure failure) {
   acc::current(a) = nullptr;
+  if (acc::state(a) & st_failing) [[unlikely]] {
+    acc::state(a) &= static_cast<std::uint8_t>(~st_failing);
+    auto it = self_failures_.find(acc::slot(a));
+    if (!failure) failure = std::move(it->second);  // a throw wins over fail_with()
+    self_failures_.erase(it);
+  }
+  if (handled && !failure) [[likely]] {
+    shard_counters::bump(counters_.delivered);
+    if (!(acc::state(a) & st_stopping)) [[likely]] {
+      destroy_envelope(e);
+      return true;
+    }
+  }
   if (failure && !(acc::state(a) & st_stopping)) return on_failure(a, e, failure);
   exit_kind kind = exit_kind::normal;
   std::string reason = "stopped";
   if (failure) {
     kind = exit_kind::failed;
-    reason = "failed: " + describe_failure(failure);
+    reason = "failed: " + describe(failure);
     shard_counters::bump(counters_.failures);
     poison_message(a, e, reason.substr(8));
   } else if (!handled) {
@@ -583,12 +612,11 @@ bool shard::finish_message(actor_base& a, envelope* e, bool handled, std::except
     } else {
       dead_letter(e, dead_reason::unhandled, &a);
     }
-  } else {
+  } else {  // handled, and it stops now (counted above)
     if (e->type == type_id<exit_request>()) {
       kind = phase_ == shutdown_phase::running ? exit_kind::requested : exit_kind::shutdown;
       reason = phase_ == shutdown_phase::running ? "exit requested" : "shutdown";
     }
-    shard_counters::bump(counters_.delivered);
     destroy_envelope(e);
   }
   if (acc::state(a) & st_stopping) {
@@ -608,14 +636,21 @@ void shard::notify_watcher(const address& watcher, const address& who, std::stri
 
 void shard::begin_task(actor_base& a) noexcept { acc::state(a) |= st_waiting; }
 
-void shard::end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept {
+void shard::end_task(actor_base& a, envelope* e, failure f) noexcept {
   acc::state(a) &= static_cast<std::uint8_t>(~st_waiting);
   if (in_dispatch_ == &a) {  // finished before its first suspension
-    sync_failure_ = failure;
+    sync_failure_ = std::move(f);
     return;
   }
   acc::current(a) = e;
-  if (finish_message(a, e, true, failure) && acc::head(a)) make_ready(a);
+  if (finish_message(a, e, true, std::move(f)) && acc::head(a)) make_ready(a);
+}
+
+void shard::request_failure(actor_base& a, std::string reason) {
+  failure& f = self_failures_[acc::slot(a)];
+  f.failed = true;
+  f.reason = std::move(reason);
+  acc::state(a) |= st_failing;
 }
 
 // ---------------------------------------------------------------- asks
@@ -932,8 +967,9 @@ void shard::close() {
     if (end.held) dead_letter(std::exchange(end.held, nullptr), dead_reason::shutting_down);
   }
   ending_.clear();
-  children_.clear();
-  for (slot_entry& s : slots_) {
+  remote_children_.clear();
+  for (std::uint32_t i = 0; i < slots_.size(); ++i) {
+    slot_entry& s = slots_[i];
     if (!s.actor) continue;
     actor_base& a = *s.actor;
     if (acc::state(a) & st_waiting) {
@@ -973,8 +1009,11 @@ timer_id start_timer(shard& s, duration after, envelope* e) { return s.start_tim
 bool cancel_timer(shard& s, timer_id id) noexcept { return s.cancel_timer(id); }
 void sleep(shard& s, duration d, std::coroutine_handle<> h) { s.sleep(d, h); }
 void begin_task(actor_base& a) noexcept { acc::home(a)->begin_task(a); }
-void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept {
-  acc::home(a)->end_task(a, e, failure);
+void end_task(actor_base& a, envelope* e, failure f) noexcept {
+  acc::home(a)->end_task(a, e, std::move(f));
+}
+void request_failure(actor_base& a, std::string reason) {
+  acc::home(a)->request_failure(a, std::move(reason));
 }
 void request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
 void set_dead_letter_handler(shard& s, const address& handler) {

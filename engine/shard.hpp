@@ -92,7 +92,8 @@ class alignas(64) shard {
   /// Records `child` as a child of the actor being run (on this shard).
   void adopt(const address& parent, const address& child);
   void begin_task(actor_base& a) noexcept;
-  void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept;
+  void end_task(actor_base& a, envelope* e, failure f) noexcept;
+  void request_failure(actor_base& a, std::string reason);
   /// A fiber's ask completed: resumes it and finishes its message if done.
   void resume_fiber(actor_base& a);
   void dead_letter(envelope* e, dead_reason why, const actor_base* at = nullptr);
@@ -130,18 +131,26 @@ class alignas(64) shard {
 
  private:
   /// One actor's place: the object, and what its supervision needs.
+  /// Children on the parent's own shard are kept in an intrusive list
+  /// through their slots (slot + 1; 0 = none); those on other shards in
+  /// remote_children_.
+  static constexpr std::uint32_t not_linked = UINT32_MAX;
   struct slot_entry {
     actor_base* actor = nullptr;
-    std::uint32_t incarnation = 0;  ///< of the current or last occupant; 0 = never used
-    std::uint32_t next_free = 0;
     actor_factory* factory = nullptr;            ///< fresh instances; null: cannot restart
     const supervision_policy* policy = nullptr;  ///< its supervisor's (interned)
     address parent;                              ///< null: the root guardian
-    std::int64_t window_start = 0;               ///< restart window, ns on now()
-    std::uint32_t restarts = 0;                  ///< in the window
-    std::uint32_t mailbox_limit = 0;             ///< 0: unbounded
+    std::uint32_t incarnation = 0;  ///< of the current or last occupant; 0 = never used
+    std::uint32_t next = 0;         ///< while free: the next free slot; live: next sibling
+    std::uint32_t first_child = 0;
+    std::uint32_t prev_sibling = not_linked;  ///< 0: first of its parent's; not_linked: none
   };
   /// Why an actor that waits for its children to end will end.
+  /// Restarts of one actor in its current window (only actors that failed).
+  struct restart_window {
+    std::int64_t start = 0;  ///< ns on now()
+    std::uint32_t count = 0;
+  };
   struct ending {
     exit_kind kind;
     std::string reason;
@@ -200,13 +209,13 @@ class alignas(64) shard {
   bool handle_on_fiber(actor_base& a, envelope* e);
   /// Returns false if the actor cannot take its next message now (it
   /// ended, waits, or was replaced by a fresh instance).
-  bool finish_message(actor_base& a, envelope* e, bool handled, std::exception_ptr failure);
+  bool finish_message(actor_base& a, envelope* e, bool handled, failure f);
   void sleep_until_work();
 
   // lifecycle (engine/lifecycle.cpp)
   /// A handler of `a` threw while handling `e` (null: in on_start); its
   /// supervisor's policy decides. Takes `e`. Returns false (see above).
-  bool on_failure(actor_base& a, envelope* e, std::exception_ptr failure);
+  bool on_failure(actor_base& a, envelope* e, const failure& f);
   /// `e` failed for good: the ask fails, or the sender gets poison.
   void poison_message(const actor_base& a, envelope* e, const std::string& why);
   /// Replaces `a` by a fresh instance now, or after the backoff.
@@ -222,6 +231,14 @@ class alignas(64) shard {
   bool end_children(std::uint32_t slot, bool halt);
   void on_child_ended(envelope* e);
   const supervision_policy* intern(const supervision_policy& p);
+  bool has_children(std::uint32_t slot) const;
+  template <class F>
+  void for_each_child(std::uint32_t slot, F&& f);
+  void link_child(std::uint32_t parent, std::uint32_t child);
+  /// Takes the child out of its local parent's list; false if not in one.
+  bool unlink_child(std::uint32_t child);
+  /// Forgets all children of `slot` (they are ending on their own).
+  void detach_children(std::uint32_t slot);
   const supervision_policy& policy_of(const slot_entry& s) const;
   bool may_log();
 
@@ -245,13 +262,34 @@ class alignas(64) shard {
   std::unique_ptr<io::reactor> reactor_;
 
   // actors
-  std::vector<slot_entry> slots_;
+  /// Slots in fixed chunks: growing never moves (or copies) the ones in
+  /// use, and a slot stays where it is for the shard's life.
+  class slot_table {
+   public:
+    static constexpr std::uint32_t chunk_bits = 12;
+    std::size_t size() const noexcept { return chunks_.size() << chunk_bits; }
+    slot_entry& operator[](std::uint32_t i) noexcept {
+      return chunks_[i >> chunk_bits][i & ((1u << chunk_bits) - 1)];
+    }
+    const slot_entry& operator[](std::uint32_t i) const noexcept {
+      return chunks_[i >> chunk_bits][i & ((1u << chunk_bits) - 1)];
+    }
+    void grow_to(std::size_t n) {
+      while (size() < n) chunks_.push_back(std::make_unique<slot_entry[]>(1u << chunk_bits));
+    }
+
+   private:
+    std::vector<std::unique_ptr<slot_entry[]>> chunks_;
+  };
+  slot_table slots_;
   std::uint32_t free_head_ = UINT32_MAX;
   alignas(64) std::atomic<std::uint32_t> fresh_{0};  // other threads reserve slots here
   std::unordered_map<std::uint32_t, std::vector<envelope*>> parked_;
   std::unordered_map<std::uint32_t, std::vector<address>> watchers_;  // by slot
-  std::unordered_map<std::uint32_t, std::unordered_set<address>> children_;  // by parent slot
+  std::unordered_map<std::uint32_t, std::unordered_set<address>> remote_children_;  // by slot
   std::unordered_map<std::uint32_t, ending> ending_;  // actors waiting for their children
+  std::unordered_map<std::uint32_t, restart_window> windows_;
+  std::unordered_map<std::uint32_t, std::uint32_t> mailbox_limits_;  // actors with st_bounded
   std::deque<supervision_policy> policies_;           // interned, stable addresses
   const supervision_policy* root_policy_ = nullptr;
   address dead_letter_handler_;
@@ -259,7 +297,8 @@ class alignas(64) shard {
   actor_base* ready_head_ = nullptr;
   actor_base* ready_tail_ = nullptr;
   actor_base* in_dispatch_ = nullptr;
-  std::exception_ptr sync_failure_;
+  failure sync_failure_;
+  std::unordered_map<std::uint32_t, failure> self_failures_;  // fail_with() called, by slot
   envelope* replies_head_ = nullptr;
   envelope* replies_tail_ = nullptr;
   envelope* control_head_ = nullptr;  // control messages for this shard, run from the loop
@@ -304,5 +343,18 @@ class alignas(64) shard {
 
   friend class system_impl;
 };
+
+template <class F>
+inline void shard::for_each_child(std::uint32_t slot, F&& f) {
+  for (std::uint32_t c = slots_[slot].first_child; c;) {
+    const slot_entry& child = slots_[c - 1];
+    const std::uint32_t next = child.next;  // f may send, never unlink
+    f(child.actor->self());
+    c = next;
+  }
+  if (auto r = remote_children_.find(slot); r != remote_children_.end()) {
+    for (const address& a : r->second) f(a);
+  }
+}
 
 }  // namespace troupe::internal

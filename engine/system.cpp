@@ -405,7 +405,9 @@ address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory*
       s.outside_send(e);
     }
   }
-  if (from && !parent.is_null()) from->adopt(parent, addr);
+  // A child on its parent's shard is linked to it by install; one
+  // elsewhere is recorded here, on the parent's shard, before it can end.
+  if (from && !parent.is_null() && target != from->index()) from->adopt(parent, addr);
   return addr;
 }
 

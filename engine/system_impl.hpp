@@ -35,6 +35,7 @@ struct child_ended {
   address child;
   exit_kind kind;
   std::string reason;
+  bool was_linked;  ///< it was in its (local) parent's list until it ended
 };
 /// To a parent: its child failed and the policy escalates: it fails too.
 struct escalation {

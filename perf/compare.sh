@@ -7,8 +7,9 @@
 #
 # Builds build-release/ (unless --no-build), then for each round 1..R runs
 # every selected row once per system, interleaved (troupe, caf, erlang), so
-# slow drifts of the machine hit all systems alike. Reports the median, min
-# and max per system and row in DIR/compare.md (also printed), the raw
+# slow drifts of the machine hit all systems alike. --filter selects the rows
+# whose name or job (e.g. restart-latency) matches REGEX. Reports the median,
+# min and max per system and row in DIR/compare.md (also printed), the raw
 # per-run values in DIR/compare.json and a ratio chart in DIR/compare.png.
 # DIR defaults to perf/results.
 #
@@ -18,14 +19,15 @@
 #   ERLANG_RUN   (default perf/peers/erlang/run.sh)
 # A peer whose binary (or erl) is missing is skipped with a note. A single
 # run that fails, prints no usable value or exceeds 180 s (COMPARE_TIMEOUT)
-# counts as missing.
+# counts as missing. A system without a workload for a row (CAF has no
+# supervisor restarts) is not run for it and its cell reads n/a.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
 usage() {
-  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -61,7 +63,8 @@ note() { echo "compare.sh: $*" >&2; }
 # -- comparison rows ----------------------------------------------------------
 #
 # A job is one invocation per system; a row is one number taken from a job's
-# output, selected by its unit (the spawn job yields two rows).
+# output, selected by its unit (the spawn and restart-latency jobs yield two
+# rows each). Empty args: the system has no such workload (n/a).
 #   job | troupe args | caf args | erlang args
 
 jobs=(
@@ -73,6 +76,12 @@ jobs=(
   "ring|--workload ring --shards 1|--workload ring --workers 1|--workload ring --workers 1"
   "spawn|--workload spawn --shards 2|--workload spawn --workers 2|--workload spawn --workers 2"
   "skynet|--workload skynet --shards 2|--workload skynet --workers 2|--workload skynet --workers 2"
+  "restart-fresh|--workload restart-fresh --shards 2||--workload restart-fresh --workers 2"
+  "restart-fresh-exit|--workload restart-fresh-exit --shards 2||--workload restart-fresh --workers 2"
+  "restart-sustained|--workload restart-sustained --shards 2 --n 50000||--workload restart-sustained --workers 2 --n 50000"
+  "restart-sustained-exit|--workload restart-sustained-exit --shards 2 --n 50000||--workload restart-sustained --workers 2 --n 50000"
+  "restart-latency|--workload restart-latency --shards 2||--workload restart-latency --workers 2"
+  "restart-latency-exit|--workload restart-latency-exit --shards 2||--workload restart-latency --workers 2"
 )
 
 #   row name | job | unit
@@ -86,12 +95,66 @@ rows=(
   "spawn|spawn|spawn/s"
   "bytes per idle actor|spawn|bytes/actor"
   "skynet 1M|skynet|actors/s"
+  "restart fresh, throw|restart-fresh|restarts/s"
+  "restart fresh, fail_with|restart-fresh-exit|restarts/s"
+  "restart sustained, throw|restart-sustained|restarts/s"
+  "restart sustained, fail_with|restart-sustained-exit|restarts/s"
+  "crash→answer p50, throw|restart-latency|us-p50"
+  "crash→answer p99, throw|restart-latency|us-p99"
+  "crash→answer p50, fail_with|restart-latency-exit|us-p50"
+  "crash→answer p99, fail_with|restart-latency-exit|us-p99"
 )
+
+# Rows where a smaller value is better. Their ratios stay Troupe÷peer like
+# every other row, so below 1 is Troupe's advantage there.
+lower_is_better() {
+  case "$1" in
+    bytes/actor | us-p50 | us-p99) return 0 ;;
+    *) return 1 ;;
+  esac
+}
+
+# Unit as shown in the table.
+display_unit() {
+  case "$1" in
+    us-p50 | us-p99) echo "µs" ;;
+    *) echo "$1" ;;
+  esac
+}
+
+# job_args JOB SYSTEM -> the system's arguments for JOB ("" = no such workload).
+job_args() {
+  local j job targs cargs eargs
+  for j in "${jobs[@]}"; do
+    IFS='|' read -r job targs cargs eargs <<<"$j"
+    [[ "$job" == "$1" ]] || continue
+    case "$2" in
+      troupe) echo "$targs" ;;
+      caf) echo "$cargs" ;;
+      erlang) echo "$eargs" ;;
+    esac
+    return 0
+  done
+}
+
+# measures ROW SYSTEM: whether the system has a workload for ROW.
+measures() {
+  local r rname rjob
+  for r in "${rows[@]}"; do
+    IFS='|' read -r rname rjob _ <<<"$r"
+    if [[ "$rname" == "$1" ]]; then
+      [[ -n "$(job_args "$rjob" "$2")" ]]
+      return
+    fi
+  done
+  return 1
+}
 
 selected_rows=()
 for r in "${rows[@]}"; do
-  name=${r%%|*}
-  if [[ -z "$filter" ]] || grep -Eq -- "$filter" <<<"$name"; then
+  IFS='|' read -r name rjob _ <<<"$r"
+  if [[ -z "$filter" ]] || grep -Eq -- "$filter" <<<"$name" ||
+    grep -Eq -- "$filter" <<<"$rjob"; then
     selected_rows+=("$r")
   fi
 done
@@ -185,6 +248,15 @@ for ((round = 1; round <= runs; round++)); do
         caf) args=$cargs ;;
         erlang) args=$eargs ;;
       esac
+      if [[ -z "$args" ]]; then
+        # No such workload on this system: nothing to run, its cells read n/a.
+        for r in "${selected_rows[@]}"; do
+          IFS='|' read -r rname rjob runit <<<"$r"
+          [[ "$rjob" == "$job" ]] || continue
+          printf '[%d/%d] %-22s %-7s n/a\n' "$round" "$runs" "$rname" "$sys" >&2
+        done
+        continue
+      fi
       rc=0
       output=$(run_system "$sys" "$args") || rc=$?
       if [[ $rc -ne 0 ]]; then
@@ -251,11 +323,13 @@ stat() {
     "$work/stats.tsv"
 }
 
-# Human-readable number: 3 significant digits with k/M/G.
+# Human-readable number: 3 significant digits with k/M/G (latencies in µs
+# of 1000 and more in whole µs).
 human() {
   awk -v v="$1" -v u="$2" 'BEGIN {
     if (v == "") { print "—"; exit }
     if (u == "bytes/actor") { printf "%.0f\n", v; exit }
+    if (u ~ /^us-p/ && v >= 1000) { printf "%.0f\n", v; exit }
     a = v < 0 ? -v : v
     if (a >= 1e9) printf "%.3gG\n", v / 1e9
     else if (a >= 1e6) printf "%.3gM\n", v / 1e6
@@ -276,6 +350,10 @@ fmt_ratio() {
 
 cell() { # ROW SYSTEM UNIT
   local med mn mx n
+  if ! measures "$1" "$2"; then
+    echo "n/a"
+    return
+  fi
   if [[ " ${systems[*]} " != *" $2 "* ]]; then
     echo "skipped"
     return
@@ -333,10 +411,10 @@ for r in "${selected_rows[@]}"; do
   e=$(stat "$rname" erlang 4)
   rc_=$(ratio "$t" "$c")
   re_=$(ratio "$t" "$e")
-  label="$rname ($runit)"
+  label="$rname ($(display_unit "$runit"))"
   chart_label=$rname
-  if [[ "$runit" == "bytes/actor" ]]; then
-    label="$rname ($runit, lower is better)"
+  if lower_is_better "$runit"; then
+    label="$rname ($(display_unit "$runit"), lower is better)"
     chart_label="$rname (<1 better)"
   fi
   printf '| %s | %s | %s | %s | %s | %s |\n' "$label" \
@@ -348,14 +426,18 @@ done
 
 {
   echo
-  echo "Higher is better for every row except **bytes per idle actor**, where lower"
-  echo "is better. Ratios are always Troupe÷peer of the medians: above 1 Troupe is"
-  echo "faster, except for bytes per idle actor, where below 1 means Troupe uses"
-  echo "less memory per actor."
+  echo "Higher is better for every row except **bytes per idle actor** and"
+  echo "**crash→answer p50/p99**, where lower is better. Ratios are always"
+  echo "Troupe÷peer of the medians: above 1 Troupe is faster, except for those"
+  echo "rows, where below 1 means Troupe uses less memory per actor or answers"
+  echo "sooner after a crash."
   echo
   echo "Rows: pingpong same shard = Troupe 1 shard / CAF 1 worker / Erlang +S 1;"
-  echo "pingpong cross shard, fanin, spawn, bytes per idle actor and skynet ="
-  echo "2 shards / 2 workers / +S 2; ring 503 = 1 shard / 1 worker / +S 1."
+  echo "pingpong cross shard, fanin, spawn, bytes per idle actor, skynet and the"
+  echo "restart rows = 2 shards / 2 workers / +S 2; ring 503 = 1 shard / 1 worker"
+  echo "/ +S 1. The restart rows are a one_for_one supervisor restarting a"
+  echo "crashed child (an OTP supervisor and gen_server on Erlang); CAF has no"
+  echo "such workload (n/a)."
   if [[ -f "$work/missing_note" ]]; then
     echo
     echo "Some runs failed or timed out (${run_timeout} s limit); medians use the runs"
@@ -378,14 +460,14 @@ done
     [[ $first_row -eq 1 ]] || printf ',\n'
     first_row=0
     lower=false
-    if [[ "$runit" == "bytes/actor" ]]; then lower=true; fi
+    if lower_is_better "$runit"; then lower=true; fi
     printf '    {"row": "%s", "unit": "%s", "lower_is_better": %s, "systems": {' \
       "$rname" "$runit" "$lower"
     first_sys=1
     for sys in troupe caf erlang; do
       [[ $first_sys -eq 1 ]] || printf ', '
       first_sys=0
-      if [[ " ${systems[*]} " != *" $sys "* ]]; then
+      if [[ " ${systems[*]} " != *" $sys "* ]] || ! measures "$rname" "$sys"; then
         printf '"%s": null' "$sys"
         continue
       fi

@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <stdexcept>
 #include <cstdio>
 #include <fstream>
 #include <future>
@@ -308,10 +310,171 @@ measurement run_skynet(unsigned n_shards, std::int64_t leaves) {
   return {"skynet", static_cast<double>(actors) / elapsed, "actors/s"};
 }
 
+// -- restart --------------------------------------------------------------------
+//
+// A supervisor (one-for-one, no retry of the failing message) with one child
+// that throws on `crash`; the fresh instance says `up` to the driver from
+// on_start. fresh: a new supervisor per 100 restarts (started and stopped
+// inside the timing); sustained: one supervisor for all; latency: from
+// sending `crash` to the restarted child answering an ask.
+
+struct crash {};
+struct up {};
+struct round_over {};
+constexpr std::uint64_t restarts_per_supervisor = 100;
+
+/// How the child crashes: a C++ exception, or fail_with() (Erlang's
+/// exit(Reason): no unwinding).
+bool crash_by_throw = true;
+
+struct crashing_child : troupe::actor<crashing_child, crash, ping> {
+  address driver;
+  explicit crashing_child(address d) : driver(d) {}
+  void on_start() {
+    if (driver) tell(driver, up{});
+  }
+  void on(const crash&) {
+    if (crash_by_throw) throw std::runtime_error("crash");
+    fail_with("crash");
+  }
+  int on(const ping&) { return 1; }
+};
+
+struct supervisor_actor : troupe::actor<supervisor_actor, start> {
+  troupe::supervision_policy policy;
+  address driver;
+  supervisor_actor(troupe::supervision_policy p, address d) : policy(p), driver(d) {}
+  troupe::supervision_policy supervision() const override { return policy; }
+  address on(const start&) { return spawn<crashing_child>(driver); }
+};
+
+troupe::supervision_policy restart_policy(std::uint32_t max_restarts, std::chrono::seconds within) {
+  return {.retry_once = false,
+          .max_restarts = max_restarts,
+          .within = std::chrono::duration_cast<std::chrono::milliseconds>(within)};
+}
+
+/// Crashes its child and waits for it to be up again, `per_round` times per
+/// supervisor, for `total` restarts in all.
+struct restart_driver : troupe::actor<restart_driver, start, up, address> {
+  std::uint64_t total, per_round, done = 0, in_round = 0;
+  troupe::supervision_policy policy;
+  finish_line* finish;
+  address sup, child;
+  restart_driver(std::uint64_t n, std::uint64_t per, troupe::supervision_policy p, finish_line* f)
+      : total(n), per_round(per), policy(p), finish(f) {}
+  void on(const start&) { new_round(); }
+  void new_round() {
+    if (sup) tell(sup, troupe::exit_request{});
+    sup = spawn<supervisor_actor>(policy, self());
+    in_round = 0;
+    child = address{};
+    tell(sup, start{});  // its child says up once installed
+  }
+  void on(const up&) {
+    if (!child) {
+      child = sender();  // the first instance: nothing crashed yet
+    } else {
+      ++done;
+      if (done == total) {
+        finish->done.set_value(0);
+        return;
+      }
+      if (++in_round == per_round) {
+        new_round();
+        return;
+      }
+    }
+    tell(child, crash{});
+  }
+  void on(const address&) {}
+};
+
+measurement run_restart(unsigned n_shards, std::uint64_t n, bool fresh, const std::string& name) {
+  troupe::system sys(shards(n_shards));
+  finish_line fin;
+  auto done = fin.done.get_future();
+  const auto policy = fresh ? restart_policy(1000, 1s)
+                            : restart_policy(static_cast<std::uint32_t>(
+                                                 std::min<std::uint64_t>(10 * n, UINT32_MAX)),
+                                             60s);
+  address d = sys.spawn<restart_driver>(troupe::spawn_options{.shard = 0}, n,
+                                        fresh ? restarts_per_supervisor : n, policy, &fin);
+  auto t0 = clock_type::now();
+  sys.tell(d, start{});
+  done.wait();
+  const double rate = static_cast<double>(n) / seconds_since(t0);
+  if (sys.counters().restarts < n) {
+    std::fprintf(stderr, "troupe-perf: %llu restarts counted, expected %llu\n",
+                 static_cast<unsigned long long>(sys.counters().restarts),
+                 static_cast<unsigned long long>(n));
+    std::exit(1);
+  }
+  return {name, rate, "restarts/s"};
+}
+
+/// Each sample: crash the child, then ask it; the ask waits in the mailbox
+/// until the fresh instance answers.
+struct latency_driver : troupe::actor<latency_driver, start> {
+  address child;
+  std::uint64_t n;
+  std::vector<double>* samples_us;
+  finish_line* finish;
+  latency_driver(address c, std::uint64_t count, std::vector<double>* s, finish_line* f)
+      : child(c), n(count), samples_us(s), finish(f) {}
+  troupe::task<void> on(const start&) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const auto t0 = clock_type::now();
+      tell(child, crash{});
+      auto r = co_await ask<int>(child, ping{}, 5s);
+      samples_us->push_back(std::chrono::duration<double, std::micro>(clock_type::now() - t0).count());
+      if (!r) {
+        std::fprintf(stderr, "troupe-perf: restart-latency ask failed: %s\n",
+                     r.err().describe().c_str());
+        std::exit(1);
+      }
+    }
+    finish->done.set_value(0);
+  }
+};
+
+struct latency_parent : troupe::actor<latency_parent, start> {
+  troupe::supervision_policy policy;
+  explicit latency_parent(troupe::supervision_policy p) : policy(p) {}
+  troupe::supervision_policy supervision() const override { return policy; }
+  address on(const start&) { return spawn<crashing_child>(address{}); }
+};
+
+std::vector<measurement> run_restart_latency(unsigned n_shards, std::uint64_t n,
+                                             const std::string& name) {
+  troupe::system sys(shards(n_shards));
+  address p = sys.spawn<latency_parent>(
+      troupe::spawn_options{.shard = 0},
+      restart_policy(static_cast<std::uint32_t>(std::min<std::uint64_t>(10 * n, UINT32_MAX)), 60s));
+  address child = sys.ask<address>(p, start{}, 5s).value();
+  std::vector<double> samples;
+  samples.reserve(n);
+  finish_line fin;
+  auto done = fin.done.get_future();
+  address d = sys.spawn<latency_driver>(troupe::spawn_options{.shard = 0}, child, n, &samples, &fin);
+  sys.tell(d, start{});
+  done.wait();
+  const std::size_t skip = n > 2000 ? 1000 : 0;  // warm-up
+  std::vector<double> v(samples.begin() + static_cast<std::ptrdiff_t>(skip), samples.end());
+  std::sort(v.begin(), v.end());
+  auto rank = [&](double q) {
+    const auto i = static_cast<std::size_t>(std::ceil(q * static_cast<double>(v.size()))) - 1;
+    return v[std::min(i, v.size() - 1)];
+  };
+  return {{name, rank(0.50), "us-p50"}, {name, rank(0.99), "us-p99"}};
+}
+
 // -- harness ---------------------------------------------------------------------
 
-const std::vector<std::string> workloads = {"pingpong", "pingpong-cross", "fanin-k1", "fanin-k2",
-                                            "fanin-k8", "ring",           "spawn",    "skynet"};
+const std::vector<std::string> workloads = {
+    "pingpong", "pingpong-cross", "fanin-k1",      "fanin-k2",          "fanin-k8",
+    "ring",     "spawn",          "skynet",        "restart-fresh",     "restart-sustained",
+    "restart-latency", "restart-fresh-exit", "restart-sustained-exit", "restart-latency-exit"};
 
 std::vector<measurement> run_one(const std::string& w, unsigned s, std::uint64_t n) {
   auto pick = [n](std::uint64_t dflt) { return n ? n : dflt; };
@@ -323,6 +486,10 @@ std::vector<measurement> run_one(const std::string& w, unsigned s, std::uint64_t
   if (w == "ring") return {run_ring(s, pick(10'000'000))};
   if (w == "spawn") return run_spawn(s, pick(1'000'000));
   if (w == "skynet") return {run_skynet(s, static_cast<std::int64_t>(pick(1'000'000)))};
+  crash_by_throw = w.find("-exit") == std::string::npos;
+  if (w.starts_with("restart-fresh")) return {run_restart(s, pick(200'000), true, w)};
+  if (w.starts_with("restart-sustained")) return {run_restart(s, pick(100'000), false, w)};
+  if (w.starts_with("restart-latency")) return run_restart_latency(s, pick(20'000), w);
   return {};
 }
 
@@ -366,7 +533,8 @@ int main(int argc, char** argv) {
         std::printf("{\"system\":\"troupe\",\"workload\":\"%s\",\"value\":%.1f,\"unit\":\"%s\"}\n",
                     m.workload.c_str(), m.value, m.unit.c_str());
       } else {
-        std::printf("troupe %s %.1f %s\n", m.workload.c_str(), m.value, m.unit.c_str());
+        std::printf("troupe %s %.*f %s\n", m.workload.c_str(), m.value < 100 ? 2 : 1, m.value,
+                    m.unit.c_str());
       }
       std::fflush(stdout);
     }

@@ -200,6 +200,12 @@ class actor_base {
   /// actor's messages to handle it.
   void watch(const address& target) { internal::watch(*home_shard(), self(), target); }
 
+  /// Fails this actor once the current handler returns, as if it had
+  /// thrown (Erlang's exit(Reason)): its supervisor's policy applies, and
+  /// the message goes back as poison with `reason`. No exception is
+  /// thrown, so it costs far less than one.
+  void fail_with(std::string reason) { internal::request_failure(*this, std::move(reason)); }
+
   /// Ends this actor once the current message is handled: its children
   /// end first, then it does. Messages still in its mailbox, and any sent
   /// later, go to the dead letters.
@@ -311,7 +317,7 @@ actor_base* copy_factory<A, Args...>::make() const {
 
 template <class T>
 detached run_handler_task(actor_base* self, shard* s, envelope* e, task<T> t) {
-  std::exception_ptr failure;
+  failure f;
   try {
     if constexpr (std::is_void_v<T>) {
       co_await std::move(t);
@@ -319,10 +325,12 @@ detached run_handler_task(actor_base* self, shard* s, envelope* e, task<T> t) {
     } else {
       reply_with(*s, *e, co_await std::move(t));
     }
+  } catch (const std::exception& ex) {
+    f = caught(&ex);
   } catch (...) {
-    failure = std::current_exception();
+    f = caught(nullptr);
   }
-  end_task(*self, e, failure);
+  end_task(*self, e, std::move(f));
 }
 
 }  // namespace internal

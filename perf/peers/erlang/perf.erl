@@ -5,16 +5,26 @@
 %% where N is a number or "default" and FORMAT is "text" or "json".
 %%
 %% Every run prints "erlang <workload> <value> <unit>" (or one JSON object);
-%% spawn also prints a "spawn-bytes" line. The workloads use plain processes,
-%% `!` and `receive` only (plus one spawn option for the fan-in receiver). Each run is guarded by a watchdog process that halts
-%% the node with status 1 when the run takes longer than 120 s.
+%% spawn also prints a "spawn-bytes" line and restart-latency prints two lines
+%% (p50 and p99). The message-passing workloads use plain processes, `!` and
+%% `receive` only (plus one spawn option for the fan-in receiver); the restart
+%% workloads use a real OTP supervisor (one_for_one) over a gen_server, both
+%% implemented by this module (see "restart" below). Each run is guarded by a
+%% watchdog process that halts the node with status 1 when the run takes longer
+%% than 120 s.
 
 -module(perf).
 -export([main/1]).
+%% Callbacks of both the supervisor and the gen_server of the restart
+%% workloads; init/1 tells them apart by its argument.
+-export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
 
 -define(RUN_LIMIT_MS, 120000).
 -define(BURST, 1000).
 -define(RING_SIZE, 503).
+-define(RESTARTS_PER_SUPERVISOR, 100).
+-define(LATENCY_WARMUP, 1000).
+-define(RESTART_CHILD, perf_restart_child).
 
 %% -- entry point --------------------------------------------------------------
 
@@ -37,6 +47,9 @@ default_n("fanin-k" ++ _) -> 8000000;
 default_n("ring") -> 10000000;
 default_n("spawn") -> 1000000;
 default_n("skynet") -> 1000000;
+default_n("restart-fresh") -> 200000;
+default_n("restart-sustained") -> 100000;
+default_n("restart-latency") -> 20000;
 default_n(Other) -> fail("unknown workload ~s", [Other]).
 
 check_args(Workload, N, Runs) ->
@@ -87,6 +100,16 @@ run("skynet", Leaves, Json) ->
     Expected = Leaves * (Leaves - 1) div 2,
     Sum =:= Expected orelse fail("skynet sum ~b, expected ~b", [Sum, Expected]),
     report(Json, "skynet", skynet_actors(Leaves) / Seconds, "actors/s");
+run("restart-fresh", N, Json) ->
+    report(Json, "restart-fresh", N / quiet(fun() -> restart_fresh(N) end),
+           "restarts/s");
+run("restart-sustained", N, Json) ->
+    report(Json, "restart-sustained",
+           N / quiet(fun() -> restart_sustained(N) end), "restarts/s");
+run("restart-latency", N, Json) ->
+    {P50, P99} = quiet(fun() -> restart_latency(N) end),
+    report(Json, "restart-latency", P50, "us-p50"),
+    report(Json, "restart-latency", P99, "us-p99");
 run(Other, _, _) ->
     fail("unknown workload ~s", [Other]).
 
@@ -95,6 +118,7 @@ run(Other, _, _) ->
 report(Json, Workload, Value, Unit) ->
     Num = case Unit of
               "bytes/actor" -> io_lib:format("~.1f", [float(Value)]);
+              "us-p" ++ _ -> io_lib:format("~.2f", [float(Value)]);
               _ -> integer_to_list(round(Value))
           end,
     case Json of
@@ -291,3 +315,182 @@ collect(K, Sum) -> receive {value, V} -> collect(K - 1, Sum + V) end.
 
 skynet_actors(1) -> 1;
 skynet_actors(Leaves) -> Leaves + skynet_actors(Leaves div 10).
+
+%% -- restart ------------------------------------------------------------------
+
+%% A one_for_one supervisor with one permanent gen_server child that exits
+%% with reason `crash` when it is cast `crash`. Every restart therefore goes
+%% through the whole OTP path: the gen_server's terminate, the proc_lib exit,
+%% the supervisor's 'EXIT' handling, its restart-intensity bookkeeping and a
+%% fresh gen_server:start_link of the child.
+%%
+%%   restart-fresh      N restarts in rounds of 100, each round under a newly
+%%                      started supervisor (intensity 1000 in 1 s) that is
+%%                      stopped at the end of the round; the time includes
+%%                      starting and stopping the supervisors.
+%%   restart-sustained  N restarts under one supervisor (intensity 10 N in
+%%                      60 s, so it never gives up).
+%%   restart-latency    N samples of the time from casting `crash` to the
+%%                      registered child to the first gen_server:call(ping)
+%%                      that the restarted child answers, under a fresh
+%%                      supervisor (intensity 1000 in 1 s) per 100 samples;
+%%                      the first 1000 are warm-up when N > 2000. p50 and p99
+%%                      in microseconds.
+%%
+%% In fresh and sustained the child's init sends {up, self()} to the
+%% benchmark process, which waits for it before it crashes the new child.
+%%
+%% The supervisor keeps the time of every restart within its period and walks
+%% that list at each restart (supervisor:add_restart/1 in OTP 25). Under a
+%% 60 s period nothing leaves the list during a run, so in sustained the
+%% k-th restart costs time proportional to k: its figure depends on N
+%% (perf/compare.sh runs it with N = 50000 on both sides).
+
+%% OTP logs up to three error reports per crash (the gen_server's, the
+%% proc_lib crash report and the supervisor's child_terminated); formatting
+%% and printing them would cost more than the restart itself and flood stdout.
+%% Troupe logs failures at a rate limit, so for these workloads the primary
+%% logger level is `none`: logger:allow/2 then refuses the reports where they
+%% are raised, before they are built. The level is restored after the run.
+quiet(Fun) ->
+    #{level := Level} = logger:get_primary_config(),
+    ok = logger:set_primary_config(level, none),
+    try
+        Fun()
+    after
+        ok = logger:set_primary_config(level, Level)
+    end.
+
+restart_fresh(N) ->
+    T0 = now_ns(),
+    restart_fresh_rounds(N),
+    seconds_since(T0).
+
+%% The last round takes the remainder when N is not a multiple of 100.
+restart_fresh_rounds(0) ->
+    ok;
+restart_fresh_rounds(Left) ->
+    Restarts = min(Left, ?RESTARTS_PER_SUPERVISOR),
+    {Sup, Child} = start_restart_supervisor(1000, 1, self()),
+    crash_and_wait(Child, Restarts),
+    stop_supervisor(Sup),
+    restart_fresh_rounds(Left - Restarts).
+
+restart_sustained(N) ->
+    {Sup, Child} = start_restart_supervisor(10 * N, 60, self()),
+    T0 = now_ns(),
+    crash_and_wait(Child, N),
+    Seconds = seconds_since(T0),
+    stop_supervisor(Sup),
+    Seconds.
+
+%% Crashes the current child and waits for its replacement's {up, Pid}.
+crash_and_wait(_Child, 0) ->
+    ok;
+crash_and_wait(Child, Left) ->
+    gen_server:cast(Child, crash),
+    receive
+        {up, Next} -> crash_and_wait(Next, Left - 1)
+    end.
+
+restart_latency(N) ->
+    Samples = latency_rounds(N, []),
+    Kept = case N > 2 * ?LATENCY_WARMUP of
+               true -> lists:nthtail(?LATENCY_WARMUP, Samples);
+               false -> Samples
+           end,
+    Sorted = lists:sort(Kept),
+    {percentile(Sorted, 50), percentile(Sorted, 99)}.
+
+%% A fresh supervisor for every 100 samples (started and stopped outside
+%% the timed part), so that each sample measures the restart itself and not
+%% the growth of the supervisor's list of recent restarts (see above).
+latency_rounds(0, Acc) ->
+    lists:append(lists:reverse(Acc));
+latency_rounds(Left, Acc) ->
+    K = min(Left, ?RESTARTS_PER_SUPERVISOR),
+    {Sup, undefined} = start_restart_supervisor(1000, 1, undefined),
+    Samples = latency_samples(K, []),
+    stop_supervisor(Sup),
+    latency_rounds(Left - K, [Samples | Acc]).
+
+%% Samples in microseconds, in the order they were taken.
+latency_samples(0, Acc) ->
+    lists:reverse(Acc);
+latency_samples(Left, Acc) ->
+    T0 = erlang:monotonic_time(),
+    gen_server:cast(?RESTART_CHILD, crash),
+    ping_until_answered(),
+    T1 = erlang:monotonic_time(),
+    Us = erlang:convert_time_unit(T1 - T0, native, nanosecond) / 1000,
+    latency_samples(Left - 1, [Us | Acc]).
+
+%% A call that reaches the old child before it has handled `crash` dies with
+%% it (reason crash); one made after it is gone and before the new child is
+%% registered finds no process (noproc). Both mean the restart is still in
+%% progress, so the call is repeated; anything else is a failure. The caller
+%% yields before each retry: a caller that spins through its whole time slice
+%% can hold the scheduler the supervisor is queued on, which measured p50
+%% about 4x higher with 2 schedulers.
+ping_until_answered() ->
+    try gen_server:call(?RESTART_CHILD, ping) of
+        pong -> ok
+    catch
+        exit:{noproc, _} -> erlang:yield(), ping_until_answered();
+        exit:{crash, _} -> erlang:yield(), ping_until_answered()
+    end.
+
+%% Nearest rank: the smallest sample that at least P% of them do not exceed.
+percentile(Sorted, P) ->
+    Rank = max(1, ceil(P * length(Sorted) / 100)),
+    lists:nth(Rank, Sorted).
+
+%% Starts a supervisor linked to the caller with the restart intensity MaxR
+%% in MaxT seconds. With a pid in Notify, the child is anonymous and every
+%% incarnation sends {up, self()} there; returns the first one's pid. With
+%% undefined, the child is registered as ?RESTART_CHILD and sends nothing.
+start_restart_supervisor(MaxR, MaxT, Notify) ->
+    {ok, Sup} = supervisor:start_link(?MODULE, {supervisor, MaxR, MaxT, Notify}),
+    Child = case Notify of
+                undefined -> undefined;
+                _ -> receive {up, Pid} -> Pid end
+            end,
+    {Sup, Child}.
+
+%% Stops the supervisor (and with it the child) and waits until it is gone.
+%% The exit signal comes from its parent, so it shuts down even though the
+%% link is removed first (which keeps the shutdown from reaching the caller).
+stop_supervisor(Sup) ->
+    Ref = erlang:monitor(process, Sup),
+    unlink(Sup),
+    exit(Sup, shutdown),
+    receive {'DOWN', Ref, process, Sup, _} -> ok end.
+
+%% supervisor callback
+init({supervisor, MaxR, MaxT, Notify}) ->
+    Start = case Notify of
+                undefined ->
+                    {gen_server, start_link,
+                     [{local, ?RESTART_CHILD}, ?MODULE, {child, undefined}, []]};
+                _ ->
+                    {gen_server, start_link, [?MODULE, {child, Notify}, []]}
+            end,
+    Flags = #{strategy => one_for_one, intensity => MaxR, period => MaxT},
+    Child = #{id => restart_child, start => Start, restart => permanent,
+              shutdown => 5000, type => worker, modules => [?MODULE]},
+    {ok, {Flags, [Child]}};
+%% gen_server callbacks (the child)
+init({child, undefined}) ->
+    {ok, undefined};
+init({child, Notify}) ->
+    Notify ! {up, self()},
+    {ok, Notify}.
+
+handle_call(ping, _From, State) ->
+    {reply, pong, State}.
+
+handle_cast(crash, _State) ->
+    exit(crash).
+
+handle_info(_Msg, State) ->
+    {noreply, State}.

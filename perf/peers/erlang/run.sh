@@ -14,6 +14,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 usage() {
   echo "usage: $0 --workload NAME --workers W [--n N] [--runs R] [--json]" >&2
   echo "workloads: pingpong fanin-k1 fanin-k2 fanin-k8 ring spawn skynet" >&2
+  echo "           restart-fresh restart-sustained restart-latency" >&2
   exit 2
 }
 

@@ -6,6 +6,8 @@
 #include <coroutine>
 #include <cstdint>
 #include <exception>
+#include <string>
+#include <typeinfo>
 
 #include "troupe/address.hpp"
 #include "troupe/internal/envelope.hpp"
@@ -20,6 +22,30 @@ namespace troupe::internal {
 
 class shard;
 class system_impl;
+
+/// Why a handler failed: the exception it threw, with its type and text
+/// taken where it was caught (describing it later would mean throwing it
+/// again), or the reason given to fail_with().
+struct failure {
+  std::exception_ptr ptr;                ///< null for fail_with()
+  const std::type_info* type = nullptr;  ///< of a std::exception; null otherwise
+  const char* what = nullptr;            ///< into the exception object
+  std::string reason;                    ///< fail_with()'s
+  bool failed = false;
+  explicit operator bool() const noexcept { return failed; }
+};
+
+/// In a catch block: the exception being handled, as a failure.
+inline failure caught(const std::exception* ex) {
+  failure f;
+  f.ptr = std::current_exception();
+  f.failed = true;
+  if (ex) {
+    f.type = &typeid(*ex);
+    f.what = ex->what();
+  }
+  return f;
+}
 
 /// Someone waiting for the reply to one ask. The shard calls complete()
 /// exactly once, from its loop (never from inside send or start_ask), with
@@ -62,8 +88,10 @@ address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory*
 /// Marks the actor as waiting for a coroutine handler that owns `e`.
 void begin_task(actor_base& a) noexcept;
 /// The coroutine handler that owns `e` ended (with `failure` if it threw).
-void end_task(actor_base& a, envelope* e, std::exception_ptr failure) noexcept;
+void end_task(actor_base& a, envelope* e, failure f) noexcept;
 void request_stop(actor_base& a) noexcept;
+/// fail_with(): the handler being run ends its actor as failed, as if it had thrown.
+void request_failure(actor_base& a, std::string reason);
 /// `watcher` gets a terminated notice when `target` ends.
 void watch(shard& s, const address& watcher, const address& target);
 std::size_t shard_count(const shard& s) noexcept;
