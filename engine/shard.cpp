@@ -1015,6 +1015,9 @@ void end_task(actor_base& a, envelope* e, failure f) noexcept {
 void request_failure(actor_base& a, std::string reason) {
   acc::home(a)->request_failure(a, std::move(reason));
 }
+bool failing(const actor_base& a) noexcept {
+  return (acc::state(const_cast<actor_base&>(a)) & st_failing) != 0;
+}
 void request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
 void set_dead_letter_handler(shard& s, const address& handler) {
   for (std::size_t i = 0; i < s.shard_count(); ++i) {

@@ -465,3 +465,29 @@ TEST_CASE("a bounded mailbox refuses what does not fit, and says so", "[engine][
   auto st = sys.counters();
   CHECK(st.sent == st.delivered + st.dead_letters + st.poisoned);
 }
+
+TEST_CASE("fail_with fails the actor without an exception, like a throw",
+          "[engine][supervision]") {
+  struct quitter : troupe::actor<quitter, add, get> {
+    int total = 0;
+    int on(const add& m) {
+      if (m.n < 0) {
+        fail_with("negative input " + std::to_string(m.n));
+        return -1;  // not a reply: the ask fails with the reason
+      }
+      return total += m.n;
+    }
+    int on(const get&) { return total; }
+  };
+  troupe::system sys(inline_options());
+  address q = sys.spawn<quitter>();
+  REQUIRE(sys.ask<int>(q, add{5}, 1s).value() == 5);
+  auto r = sys.ask<int>(q, add{-2}, 1s);
+  REQUIRE(!r);
+  CHECK(r.err().code() == troupe::errc::failed);
+  CHECK(r.err().text().find("negative input -2") != std::string::npos);
+  CHECK(sys.ask<int>(q, get{}, 1s).value() == 0);  // restarted
+  auto st = sys.counters();
+  CHECK(st.restarts == 2);  // the failure and its retry
+  CHECK(st.poisoned == 1);
+}

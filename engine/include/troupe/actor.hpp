@@ -91,8 +91,9 @@ actor_factory* factory_for(const Args&... args) {
 }
 
 template <class R>
-void reply_with(shard& s, const envelope& request, R&& value) {
+void reply_with(shard& s, const actor_base& a, const envelope& request, R&& value) {
   if (request.request == 0 || request.sender.is_null()) return;
+  if (failing(a)) return;  // fail_with(): the ask ends with the failure instead
   send_reply(s, request, make_envelope(std::forward<R>(value), request.target, request.sender));
 }
 
@@ -292,12 +293,12 @@ class actor : public actor_base {
     internal::shard& s = *this->home_shard();
     if constexpr (std::is_void_v<R>) {
       self.on(msg);
-      internal::reply_with(s, e, done{});
+      internal::reply_with(s, *this, e, done{});
     } else if constexpr (is_task<R>::value) {
       internal::begin_task(*this);
       internal::run_handler_task(this, &s, &e, self.on(msg));
     } else {
-      internal::reply_with(s, e, self.on(msg));
+      internal::reply_with(s, *this, e, self.on(msg));
     }
     return true;
   }
@@ -321,9 +322,9 @@ detached run_handler_task(actor_base* self, shard* s, envelope* e, task<T> t) {
   try {
     if constexpr (std::is_void_v<T>) {
       co_await std::move(t);
-      reply_with(*s, *e, done{});
+      reply_with(*s, *self, *e, done{});
     } else {
-      reply_with(*s, *e, co_await std::move(t));
+      reply_with(*s, *self, *e, co_await std::move(t));
     }
   } catch (const std::exception& ex) {
     f = caught(&ex);
