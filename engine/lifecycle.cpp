@@ -359,6 +359,7 @@ void shard::finalize_stop(actor_base& a, exit_kind kind, std::string reason) {
     }
   }
   if (acc::state(a) & st_bounded) mailbox_limits_.erase(slot);
+  if (!slot_names_.empty()) release_name(slot, self);
   if (!windows_.empty()) windows_.erase(slot);
   if (s.factory) s.factory->release();
   s.factory = nullptr;

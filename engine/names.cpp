@@ -24,6 +24,7 @@ const char* to_string(errc e) noexcept {
     case errc::type_mismatch: return "type mismatch";
     case errc::misuse: return "misuse";
     case errc::mailbox_full: return "mailbox full";
+    case errc::not_found: return "not found";
   }
   return "unknown";
 }

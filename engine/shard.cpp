@@ -239,9 +239,11 @@ void shard::handle_control(envelope* e) {
   if (e->type == type_id<install_actor>()) {
     install_actor& m = e->as<install_actor>();
     install(m.actor, e->target.slot(), e->target.incarnation(), m.factory, m.parent,
-            m.has_policy ? &m.policy : nullptr, m.mailbox_limit);
+            m.has_policy ? &m.policy : nullptr, m.mailbox_limit, &m.name);
   } else if (e->type == type_id<child_ended>()) {
     on_child_ended(e);
+    return;
+  } else if (handle_name_control(e)) {
     return;
   } else if (e->type == type_id<set_dead_letter_handler_msg>()) {
     dead_letter_handler_ = e->as<set_dead_letter_handler_msg>().handler;
@@ -310,7 +312,8 @@ void shard::handle_control(envelope* e) {
 }
 
 address shard::spawn_local(actor_base* a, actor_factory* factory, const address& parent,
-                           const supervision_policy* policy, std::uint32_t mailbox_limit) {
+                           const supervision_policy* policy, std::uint32_t mailbox_limit,
+                           const std::string* name) {
   std::uint32_t slot, incarnation;
   if (free_head_ != UINT32_MAX) {
     slot = free_head_;
@@ -320,7 +323,7 @@ address shard::spawn_local(actor_base* a, actor_factory* factory, const address&
     slot = reserve_slot();
     incarnation = 1;
   }
-  install(a, slot, incarnation, factory, parent, policy, mailbox_limit);
+  install(a, slot, incarnation, factory, parent, policy, mailbox_limit, name);
   return address(engine_, index_, slot, incarnation);
 }
 
@@ -330,7 +333,9 @@ void shard::adopt(const address& parent, const address& child) {
 
 void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation,
                     actor_factory* factory, const address& parent,
-                    const supervision_policy* policy, std::uint32_t mailbox_limit) {
+                    const supervision_policy* policy, std::uint32_t mailbox_limit,
+                    const std::string* name) {
+  if (name && !name->empty()) slot_names_[slot] = *name;  // before on_start, which may end it
   slot_entry& s = entry(slot);
   s.actor = a;
   s.incarnation = incarnation;

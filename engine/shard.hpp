@@ -88,7 +88,8 @@ class alignas(64) shard {
   /// Installs `a` on this shard now, in a free slot, as a child of
   /// `parent` (null: the root guardian) under `policy` (null: the root's).
   address spawn_local(actor_base* a, actor_factory* factory, const address& parent,
-                      const supervision_policy* policy, std::uint32_t mailbox_limit);
+                      const supervision_policy* policy, std::uint32_t mailbox_limit,
+                      const std::string* name = nullptr);
   /// Records `child` as a child of the actor being run (on this shard).
   void adopt(const address& parent, const address& child);
   void begin_task(actor_base& a) noexcept;
@@ -192,7 +193,7 @@ class alignas(64) shard {
   void handle_control(envelope* e);
   void install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation,
                actor_factory* factory, const address& parent, const supervision_policy* policy,
-               std::uint32_t mailbox_limit);
+               std::uint32_t mailbox_limit, const std::string* name = nullptr);
   slot_entry& entry(std::uint32_t slot);
 
   // running
@@ -241,6 +242,20 @@ class alignas(64) shard {
   void detach_children(std::uint32_t slot);
   const supervision_policy& policy_of(const slot_entry& s) const;
   bool may_log();
+
+  // directory (engine/directory.cpp)
+  /// Handles a name_* control message; false if `e` is not one.
+  bool handle_name_control(envelope* e);
+  void release_name(std::uint32_t slot, const address& who);
+
+ public:
+  /// The shard that keeps `name` in the directory, as an address to send
+  /// control messages to. Any thread.
+  address directory_for(std::string_view name) const;
+  std::optional<address> cached_name(const std::string& name) const;
+  void cache_name(const std::string& name, const address& a) { name_cache_[name] = a; }
+
+ private:
 
   // asks
   void complete_pending(envelope* reply);
@@ -293,6 +308,9 @@ class alignas(64) shard {
   std::deque<supervision_policy> policies_;           // interned, stable addresses
   const supervision_policy* root_policy_ = nullptr;
   address dead_letter_handler_;
+  std::unordered_map<std::string, address> directory_;        // names this shard keeps
+  std::unordered_map<std::uint32_t, std::string> slot_names_;  // named actors living here
+  std::unordered_map<std::string, address> name_cache_;       // lookups seen here
   unsigned restart_depth_ = 0;  // restarts inside restarts go through a timer
   actor_base* ready_head_ = nullptr;
   actor_base* ready_tail_ = nullptr;

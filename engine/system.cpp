@@ -396,7 +396,7 @@ address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory*
     addr = address(s.engine(), target, t.reserve_slot(), 1);
     envelope* e = make_envelope(
         install_actor{a, factory, parent, policy != nullptr, o.mailbox_limit,
-                      policy ? *policy : supervision_policy{}},
+                      policy ? *policy : supervision_policy{}, std::string()},
         address{}, addr);
     e->flags |= flag_control;
     if (from) {
@@ -429,6 +429,12 @@ std::size_t system::shard_count() const noexcept { return impl_->shard_count(); 
 std::uint32_t system::engine_id() const noexcept { return impl_->engine(); }
 stats system::counters() const { return impl_->counters(); }
 std::string system::io_description() const { return impl_->io_description(); }
+result<address> system::lookup_name(std::string name, duration timeout) {
+  return internal::take_reply<address>(internal::outside_ask(
+      *impl_, internal::make_name_lookup(nullptr, impl_.get(), address{}, std::move(name)),
+      timeout));
+}
+
 void system::set_dead_letter_handler(const address& handler) {
   impl_->set_dead_letter_handler(handler);
 }

@@ -23,6 +23,7 @@ struct install_actor {
   bool has_policy;  ///< false: the root guardian's
   std::uint32_t mailbox_limit;
   supervision_policy policy;
+  std::string name;  ///< of a named actor, else empty
 };
 struct enter_phase_msg {
   shutdown_phase phase;
@@ -56,6 +57,29 @@ struct restart_request {
 };
 struct set_dead_letter_handler_msg {
   address handler;
+};
+/// To a name's directory shard (an ask; the reply is the address): the
+/// actor of that name, made from `actor` if there is none yet.
+struct name_claim {
+  std::string name;
+  actor_base* actor;
+  actor_factory* factory;
+  std::uint16_t target_shard;
+  std::uint32_t mailbox_limit;
+};
+/// To a name's directory shard (an ask): the address of that name.
+struct name_lookup {
+  std::string name;
+};
+/// To a name's directory shard: the actor `who` of that name has ended.
+struct name_release {
+  std::string name;
+  address who;
+};
+/// To every shard: forget a cached name that pointed at `who`.
+struct name_forget {
+  std::string name;
+  address who;
 };
 
 class system_impl {

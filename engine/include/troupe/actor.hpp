@@ -187,6 +187,35 @@ class actor_base {
     return spawn<A>(spawn_options{}, std::forward<Args>(args)...);
   }
 
+  /// The actor named `name`: the one that lives, or a new A made from
+  /// `args` (Thespian's globalName). Two spawns of one name, from any
+  /// shards at once, yield one actor. Awaitable from a coroutine handler:
+  /// `address a = (co_await spawn_named<A>("db", {})).value();`. A named
+  /// actor is supervised by the root guardian, not by whoever named it
+  /// first; its name is freed when it ends (a restart keeps it).
+  template <class A, class... Args>
+  [[nodiscard]] ask_awaiter<address> spawn_named(std::string name, spawn_options o,
+                                                 Args&&... args) {
+    static_assert(std::is_base_of_v<actor_base, A>,
+                  "spawn_named<A>: A must be an actor class, derived from troupe::actor.");
+    internal::actor_factory* f = internal::factory_for<A>(args...);
+    internal::envelope* e =
+        internal::make_name_claim(home_shard(), nullptr, self(), std::move(name),
+                                  new A(std::forward<Args>(args)...), f, o);
+    return ask_awaiter<address>(home_shard(), e, std::chrono::seconds(10));
+  }
+
+  /// The address of the actor named `name`, or errc::not_found. Answers
+  /// seen on this shard are cached until that actor ends. Awaitable from a
+  /// coroutine handler.
+  task<result<address>> lookup_name(std::string name, duration timeout = std::chrono::seconds(5)) {
+    if (auto hit = internal::cached_name(*home_shard(), name)) co_return *hit;
+    internal::envelope* e = internal::make_name_lookup(home_shard(), nullptr, self(), name);
+    result<address> r = co_await ask_awaiter<address>(home_shard(), e, timeout);
+    if (r) internal::cache_name(*home_shard(), name, r.value());
+    co_return r;
+  }
+
   /// Delivers `payload` to this actor after `after` (Thespian's wakeupAfter).
   template <message M>
   timer_id wakeup_after(duration after, M payload) {

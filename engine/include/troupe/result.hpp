@@ -18,6 +18,7 @@ enum class errc : std::uint8_t {
   type_mismatch,  ///< the reply's type is not the one asked for
   misuse,         ///< the API was called where it cannot work (text says why)
   mailbox_full,   ///< the receiver's bounded mailbox had no room
+  not_found,      ///< no actor has that name
 };
 
 const char* to_string(errc e) noexcept;

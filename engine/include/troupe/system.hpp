@@ -80,6 +80,24 @@ class system {
     return spawn<A>(spawn_options{}, std::forward<Args>(args)...);
   }
 
+  /// The actor named `name`: the one that lives, or a new A made from
+  /// `args`, placed by `o` (Thespian's globalName). Blocks until the
+  /// name's directory shard answers.
+  template <class A, class... Args>
+  result<address> spawn_named(std::string name, spawn_options o, Args&&... args) {
+    static_assert(std::is_base_of_v<actor_base, A>,
+                  "spawn_named<A>: A must be an actor class, derived from troupe::actor.");
+    internal::actor_factory* f = internal::factory_for<A>(args...);
+    return internal::take_reply<address>(internal::outside_ask(
+        *impl_,
+        internal::make_name_claim(nullptr, impl_.get(), address{}, std::move(name),
+                                  new A(std::forward<Args>(args)...), f, o),
+        std::chrono::seconds(10)));
+  }
+
+  /// The address of the actor named `name`, or errc::not_found.
+  result<address> lookup_name(std::string name, duration timeout = std::chrono::seconds(5));
+
   /// Sends `msg` to `to` from outside (the sender is null).
   template <message M>
   void tell(const address& to, M msg) {

@@ -6,6 +6,7 @@
 #include <coroutine>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <string>
 #include <typeinfo>
 
@@ -98,6 +99,19 @@ bool failing(const actor_base& a) noexcept;
 void watch(shard& s, const address& watcher, const address& target);
 std::size_t shard_count(const shard& s) noexcept;
 void set_dead_letter_handler(shard& s, const address& handler);
+
+// --- the directory (engine/directory.cpp); `from` null: outside ---------
+
+/// An ask (control) to the name's directory shard: the actor named `name`,
+/// made from `a` (placed by `o`) if none lives. Reply: its address.
+envelope* make_name_claim(shard* from, system_impl* sys, const address& sender, std::string name,
+                          actor_base* a, actor_factory* factory, const spawn_options& o);
+/// An ask (control) to the name's directory shard. Reply: the address, or
+/// errc::not_found.
+envelope* make_name_lookup(shard* from, system_impl* sys, const address& sender,
+                           std::string name);
+std::optional<address> cached_name(shard& s, const std::string& name);
+void cache_name(shard& s, const std::string& name, const address& a);
 
 /// The shard whose thread is calling, or nullptr outside any shard.
 /// constinit: no dynamic initialization, so no TLS wrapper call on each use.
