@@ -6,7 +6,7 @@
 
 namespace troupe::internal {
 
-enum actor_state : std::uint8_t {
+enum actor_state : std::uint16_t {
   st_ready = 1u << 0,     ///< in its shard's run queue
   st_waiting = 1u << 1,   ///< a coroutine or fiber owns the current message
   st_stopping = 1u << 2,  ///< ends when the current message is finished
@@ -15,6 +15,7 @@ enum actor_state : std::uint8_t {
   st_retired = 1u << 5,   ///< replaced or ended while in the run queue: free it there
   st_bounded = 1u << 6,   ///< has a mailbox limit (in its shard's mailbox_limits_)
   st_failing = 1u << 7,   ///< called fail_with() (the reason is in self_failures_)
+  st_forwarded = 1u << 8, ///< its handler passed the current message on (forward())
 };
 
 struct actor_access {
@@ -25,7 +26,7 @@ struct actor_access {
   static shard* home(const actor_base&) noexcept { return this_shard; }
   static envelope*& current(actor_base& a) noexcept { return a.current_; }
   static std::uint32_t slot(const actor_base& a) noexcept { return a.self_.slot(); }
-  static std::uint8_t& state(actor_base& a) noexcept { return a.state_; }
+  static std::uint16_t& state(actor_base& a) noexcept { return a.state_; }
   static std::uint32_t& queued(actor_base& a) noexcept { return a.queued_; }
   static void place(actor_base& a, const address& self) noexcept { a.self_ = self; }
   static bool dispatch(actor_base& a, envelope& e) { return a.dispatch(e); }

@@ -80,7 +80,7 @@ void shard::resume_fiber(actor_base& a) {
   fiber_state* f = *actor_access::fiber_slot(a);
   switch_in(f);
   if (f->blocked) return;
-  actor_access::state(a) &= static_cast<std::uint8_t>(~st_waiting);
+  actor_access::state(a) &= static_cast<std::uint16_t>(~st_waiting);
   if (finish_message(a, f->msg, f->handled, std::exchange(f->failure, {})) &&
       actor_access::head(a)) {
     make_ready(a);

@@ -213,7 +213,7 @@ void shard::restart(actor_base& a, envelope* retry, duration delay) {
 void shard::replace(std::uint32_t slot) {
   slot_entry& s = slots_[slot];
   actor_base& old = *s.actor;
-  acc::state(old) &= static_cast<std::uint8_t>(~st_held);
+  acc::state(old) &= static_cast<std::uint16_t>(~st_held);
   actor_base* fresh = nullptr;
   try {
     fresh = s.factory->make();
@@ -228,7 +228,7 @@ void shard::replace(std::uint32_t slot) {
   acc::tail(*fresh) = std::exchange(acc::tail(old), nullptr);
   acc::queued(*fresh) = std::exchange(acc::queued(old), 0);
   acc::place(*fresh, old.self());
-  acc::state(*fresh) = static_cast<std::uint8_t>(st_started | (acc::state(old) & st_bounded));
+  acc::state(*fresh) = static_cast<std::uint16_t>(st_started | (acc::state(old) & st_bounded));
   s.actor = fresh;
   retire(old);
   ++restart_depth_;
@@ -241,7 +241,7 @@ void shard::replace(std::uint32_t slot) {
     f = caught(nullptr);
   }
   if (acc::state(*fresh) & st_failing) {
-    acc::state(*fresh) &= static_cast<std::uint8_t>(~st_failing);
+    acc::state(*fresh) &= static_cast<std::uint16_t>(~st_failing);
     auto it = self_failures_.find(slot);
     if (!f) f = std::move(it->second);
     self_failures_.erase(it);
@@ -310,7 +310,7 @@ void shard::on_child_ended(envelope* e) {
       destroy_envelope(e);
       return;  // more to wait for
     }
-    acc::state(a) &= static_cast<std::uint8_t>(~st_held);
+    acc::state(a) &= static_cast<std::uint16_t>(~st_held);
     if (envelope* held = std::exchange(end->second.held, nullptr)) {
       // Its children are gone: now it handles its exit request.
       ending_.erase(end);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <stdexcept>
 
 #include "actor_access.hpp"
 #include "describe.hpp"
@@ -224,7 +225,7 @@ void shard::enqueue(actor_base& a, envelope* e) {
 }
 
 void shard::make_ready(actor_base& a) {
-  std::uint8_t& st = acc::state(a);
+  std::uint16_t& st = acc::state(a);
   if (st & (st_ready | st_waiting | st_held)) return;
   st |= st_ready;
   acc::next_ready(a) = nullptr;
@@ -373,7 +374,7 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
     internal::request_stop(*a);
   }
   if (acc::state(*a) & st_failing) {  // fail_with() in on_start
-    acc::state(*a) &= static_cast<std::uint8_t>(~st_failing);
+    acc::state(*a) &= static_cast<std::uint16_t>(~st_failing);
     auto it = self_failures_.find(slot);
     if (start_failure.empty()) start_failure = std::move(it->second.reason);
     self_failures_.erase(it);
@@ -536,7 +537,7 @@ bool shard::run_ready() {
     actor_base* a = ready_head_;
     ready_head_ = acc::next_ready(*a);
     if (!ready_head_) ready_tail_ = nullptr;
-    acc::state(*a) &= static_cast<std::uint8_t>(~st_ready);
+    acc::state(*a) &= static_cast<std::uint16_t>(~st_ready);
     if (acc::state(*a) & st_retired) {
       delete a;  // ended or replaced while it waited here
       continue;
@@ -589,15 +590,28 @@ bool shard::handle(actor_base& a, envelope* e) {
 
 bool shard::finish_message(actor_base& a, envelope* e, bool handled, failure failure) {
   acc::current(a) = nullptr;
-  if (acc::state(a) & st_failing) [[unlikely]] {
-    acc::state(a) &= static_cast<std::uint8_t>(~st_failing);
-    auto it = self_failures_.find(acc::slot(a));
-    if (!failure) failure = std::move(it->second);  // a throw wins over fail_with()
-    self_failures_.erase(it);
+  bool forwarded = false;
+  if (acc::state(a) & (st_failing | st_forwarded)) [[unlikely]] {
+    if (acc::state(a) & st_failing) {
+      auto it = self_failures_.find(acc::slot(a));
+      if (!failure) failure = std::move(it->second);  // a throw wins over fail_with()
+      self_failures_.erase(it);
+    }
+    forwarded = (acc::state(a) & st_forwarded) != 0;
+    acc::state(a) &= static_cast<std::uint16_t>(~(st_failing | st_forwarded));
+    if (forwarded && (failure || !handled)) {
+      forwarded = false;  // it failed after all: the message is its own again
+      e->target = a.self();
+    }
   }
   if (handled && !failure) [[likely]] {
     shard_counters::bump(counters_.delivered);
-    if (!(acc::state(a) & st_stopping)) [[likely]] {
+    if (forwarded) [[unlikely]] {
+      e->flags &= ~std::uint64_t{flag_retried};
+      send(e);  // target, sender and request as forward() left them
+      if (!(acc::state(a) & st_stopping)) return true;
+      e = nullptr;
+    } else if (!(acc::state(a) & st_stopping)) [[likely]] {
       destroy_envelope(e);
       return true;
     }
@@ -617,7 +631,7 @@ bool shard::finish_message(actor_base& a, envelope* e, bool handled, failure fai
     } else {
       dead_letter(e, dead_reason::unhandled, &a);
     }
-  } else {  // handled, and it stops now (counted above)
+  } else if (e) {  // handled, and it stops now (counted above)
     if (e->type == type_id<exit_request>()) {
       kind = phase_ == shutdown_phase::running ? exit_kind::requested : exit_kind::shutdown;
       reason = phase_ == shutdown_phase::running ? "exit requested" : "shutdown";
@@ -642,7 +656,7 @@ void shard::notify_watcher(const address& watcher, const address& who, std::stri
 void shard::begin_task(actor_base& a) noexcept { acc::state(a) |= st_waiting; }
 
 void shard::end_task(actor_base& a, envelope* e, failure f) noexcept {
-  acc::state(a) &= static_cast<std::uint8_t>(~st_waiting);
+  acc::state(a) &= static_cast<std::uint16_t>(~st_waiting);
   if (in_dispatch_ == &a) {  // finished before its first suspension
     sync_failure_ = std::move(f);
     return;
@@ -963,7 +977,7 @@ void shard::close() {
     if (acc::state(*a) & st_retired) {
       delete a;
     } else {
-      acc::state(*a) &= static_cast<std::uint8_t>(~st_ready);
+      acc::state(*a) &= static_cast<std::uint16_t>(~st_ready);
     }
     a = next;
   }
@@ -1021,7 +1035,15 @@ void request_failure(actor_base& a, std::string reason) {
   acc::home(a)->request_failure(a, std::move(reason));
 }
 bool failing(const actor_base& a) noexcept {
-  return (acc::state(const_cast<actor_base&>(a)) & st_failing) != 0;
+  return (acc::state(const_cast<actor_base&>(a)) & (st_failing | st_forwarded)) != 0;
+}
+void forward_current(actor_base& a, const address& to) {
+  envelope* e = acc::current(a);
+  if (!e || (acc::state(a) & st_forwarded)) {
+    throw std::logic_error("forward() called outside a handler, or twice for one message");
+  }
+  e->target = to;
+  acc::state(a) |= st_forwarded;
 }
 void request_stop(actor_base& a) noexcept { acc::state(a) |= st_stopping; }
 void set_dead_letter_handler(shard& s, const address& handler) {

@@ -236,6 +236,11 @@ class actor_base {
   /// thrown, so it costs far less than one.
   void fail_with(std::string reason) { internal::request_failure(*this, std::move(reason)); }
 
+  /// Passes the message being handled on to `to`, once this handler
+  /// returns, with its original sender: an ask is answered by `to`, and
+  /// what this handler returns is not a reply. Routers and pools use it.
+  void forward(const address& to) { internal::forward_current(*this, to); }
+
   /// Ends this actor once the current message is handled: its children
   /// end first, then it does. Messages still in its mailbox, and any sent
   /// later, go to the dead letters.
@@ -273,7 +278,7 @@ class actor_base {
   actor_base* next_ready_ = nullptr;
   internal::envelope* current_ = nullptr;
   address self_;  // kept whole: every tell copies it as the sender in one move
-  std::uint8_t state_ = 0;
+  std::uint16_t state_ = 0;
   std::uint32_t queued_ = 0;  // messages in the mailbox (bounded mailboxes)
 };
 

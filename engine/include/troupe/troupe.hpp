@@ -7,3 +7,4 @@
 #include "troupe/result.hpp"
 #include "troupe/system.hpp"
 #include "troupe/task.hpp"
+#include "troupe/worker_pool.hpp"

@@ -93,8 +93,11 @@ void end_task(actor_base& a, envelope* e, failure f) noexcept;
 void request_stop(actor_base& a) noexcept;
 /// fail_with(): the handler being run ends its actor as failed, as if it had thrown.
 void request_failure(actor_base& a, std::string reason);
-/// True once the running handler has called fail_with().
+/// True once the running handler has called fail_with() or forward(): its
+/// return value is not the reply.
 bool failing(const actor_base& a) noexcept;
+/// forward(): the current message goes on to `to` once the handler ends.
+void forward_current(actor_base& a, const address& to);
 /// `watcher` gets a terminated notice when `target` ends.
 void watch(shard& s, const address& watcher, const address& target);
 std::size_t shard_count(const shard& s) noexcept;
