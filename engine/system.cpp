@@ -346,8 +346,10 @@ void system_impl::stop() {
     if (!work) break;
   }
   const stats st = counters();
-  spdlog::info("engine {} stopped: {} sent, {} delivered, {} dead letters", options_.engine_id,
-               st.sent, st.delivered, st.dead_letters);
+  spdlog::info("engine {} stopped: {} sent, {} delivered, {} dead letters, {} poisoned; {} "
+               "failures, {} restarts",
+               options_.engine_id, st.sent, st.delivered, st.dead_letters, st.poisoned,
+               st.failures, st.restarts);
 }
 
 stats system_impl::counters() const {
