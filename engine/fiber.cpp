@@ -73,7 +73,8 @@ bool shard::handle_on_fiber(actor_base& a, envelope* e) {
     actor_access::state(a) |= st_waiting;
     return false;
   }
-  return finish_message(a, e, f->handled, std::exchange(f->failure, {}));
+  failure why = std::exchange(f->failure, {});
+  return finish_message(a, e, f->handled, why ? &why : nullptr);
 }
 
 void shard::resume_fiber(actor_base& a) {
@@ -81,7 +82,8 @@ void shard::resume_fiber(actor_base& a) {
   switch_in(f);
   if (f->blocked) return;
   actor_access::state(a) &= static_cast<std::uint16_t>(~st_waiting);
-  if (finish_message(a, f->msg, f->handled, std::exchange(f->failure, {})) &&
+  failure why = std::exchange(f->failure, {});
+  if (finish_message(a, f->msg, f->handled, why ? &why : nullptr) &&
       actor_access::head(a)) {
     make_ready(a);
   }

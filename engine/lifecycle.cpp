@@ -55,54 +55,54 @@ const supervision_policy* shard::intern(const supervision_policy& p) {
   return &policies_.back();
 }
 
-const supervision_policy& shard::policy_of(const slot_entry& s) const {
+const supervision_policy& shard::policy_of(const slot_life& s) const {
   if (s.policy) return *s.policy;
   return root_policy_ ? *root_policy_ : default_policy;
 }
 
 bool shard::has_children(std::uint32_t slot) const {
-  if (slots_[slot].first_child) return true;
+  if (slots_.life(slot).first_child) return true;
   auto r = remote_children_.find(slot);
   return r != remote_children_.end() && !r->second.empty();
 }
 
 void shard::link_child(std::uint32_t parent, std::uint32_t child) {
-  slot_entry& p = slots_[parent];
-  slot_entry& c = slots_[child];
-  c.next = p.first_child;
+  slot_life& p = slots_.life(parent);
+  slot_life& c = slots_.life(child);
+  c.next_sibling = p.first_child;
   c.prev_sibling = 0;
-  if (p.first_child) slots_[p.first_child - 1].prev_sibling = child + 1;
+  if (p.first_child) slots_.life(p.first_child - 1).prev_sibling = child + 1;
   p.first_child = child + 1;
 }
 
 bool shard::unlink_child(std::uint32_t child) {
-  slot_entry& c = slots_[child];
+  slot_life& c = slots_.life(child);
   if (c.prev_sibling == not_linked) return false;
   if (c.prev_sibling == 0) {
-    slots_[c.parent.slot()].first_child = c.next;
+    slots_.life(c.parent.slot()).first_child = c.next_sibling;
   } else {
-    slots_[c.prev_sibling - 1].next = c.next;
+    slots_.life(c.prev_sibling - 1).next_sibling = c.next_sibling;
   }
-  if (c.next) slots_[c.next - 1].prev_sibling = c.prev_sibling;
+  if (c.next_sibling) slots_.life(c.next_sibling - 1).prev_sibling = c.prev_sibling;
   c.prev_sibling = not_linked;
-  c.next = 0;
+  c.next_sibling = 0;
   return true;
 }
 
 void shard::detach_children(std::uint32_t slot) {
-  for (std::uint32_t c = slots_[slot].first_child; c;) {
-    slot_entry& child = slots_[c - 1];
-    c = child.next;
-    child.next = 0;
+  for (std::uint32_t c = slots_.life(slot).first_child; c;) {
+    slot_life& child = slots_.life(c - 1);
+    c = child.next_sibling;
+    child.next_sibling = 0;
     child.prev_sibling = not_linked;
   }
-  slots_[slot].first_child = 0;
+  slots_.life(slot).first_child = 0;
   remote_children_.erase(slot);
 }
 
 bool shard::on_failure(actor_base& a, envelope* e, const failure& f) {
   const std::uint32_t slot = acc::slot(a);
-  slot_entry& s = slots_[slot];
+  slot_life& s = slots_.life(slot);
   const supervision_policy& p = policy_of(s);
   shard_counters::bump(counters_.failures);
   const std::string why = describe(f);
@@ -213,10 +213,11 @@ void shard::restart(actor_base& a, envelope* retry, duration delay) {
 void shard::replace(std::uint32_t slot) {
   slot_entry& s = slots_[slot];
   actor_base& old = *s.actor;
+  const slot_life& life = slots_.life(slot);
   acc::state(old) &= static_cast<std::uint16_t>(~st_held);
   actor_base* fresh = nullptr;
   try {
-    fresh = s.factory->make();
+    fresh = life.factory->make();
   } catch (...) {
     const std::string why = describe_failure(std::current_exception());
     spdlog::error("actor {} ({}) could not be restarted: its constructor threw {}",
@@ -346,7 +347,8 @@ void shard::finalize_stop(actor_base& a, exit_kind kind, std::string reason) {
     dead_letter(e, dead_reason::actor_stopped, &a);
     e = next;
   }
-  slot_entry& s = slots_[slot];
+  slot_entry& hot = slots_[slot];
+  slot_life& s = slots_.life(slot);
   const bool was_linked = unlink_child(slot);
   if (!s.parent.is_null()) {
     // A parent on this shard that neither waits for its children nor
@@ -363,9 +365,9 @@ void shard::finalize_stop(actor_base& a, exit_kind kind, std::string reason) {
   if (!windows_.empty()) windows_.erase(slot);
   if (s.factory) s.factory->release();
   s.factory = nullptr;
-  s.actor = nullptr;
   s.parent = address{};
-  s.next = free_head_;
+  hot.actor = nullptr;
+  hot.next_free = free_head_;
   free_head_ = slot;
   shard_counters::drop(counters_.live);
   retire(a);

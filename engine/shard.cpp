@@ -287,7 +287,7 @@ void shard::handle_control(envelope* e) {
           send(r);
         });
       } else if ((acc::state(a) & (st_waiting | st_held | st_stopping)) == 0 &&
-                 slots_[to.slot()].factory && phase_ == shutdown_phase::running) {
+                 slots_.life(to.slot()).factory && phase_ == shutdown_phase::running) {
         shard_counters::bump(counters_.restarts);
         restart(a, nullptr, duration::zero());
       }
@@ -318,7 +318,7 @@ address shard::spawn_local(actor_base* a, actor_factory* factory, const address&
   std::uint32_t slot, incarnation;
   if (free_head_ != UINT32_MAX) {
     slot = free_head_;
-    free_head_ = slots_[slot].next;
+    free_head_ = slots_[slot].next_free;
     incarnation = slots_[slot].incarnation + 1;
   } else {
     slot = reserve_slot();
@@ -340,15 +340,17 @@ void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation
   slot_entry& s = entry(slot);
   s.actor = a;
   s.incarnation = incarnation;
-  s.factory = factory;
-  s.policy = policy ? intern(*policy) : nullptr;
-  s.parent = parent;
+  slot_life& life = slots_.life(slot);
+  life.factory = factory;
+  life.policy = policy ? intern(*policy) : nullptr;
+  life.parent = parent;
   if (mailbox_limit) {
     mailbox_limits_[slot] = mailbox_limit;
     acc::state(*a) |= st_bounded;
   }
-  s.first_child = 0;
-  s.prev_sibling = not_linked;
+  life.first_child = 0;
+  life.next_sibling = 0;
+  life.prev_sibling = not_linked;
   if (!parent.is_null() && parent.shard() == index_ && parent.engine() == engine_) {
     link_child(parent.slot(), slot);  // before on_start, which may end it
   }
@@ -573,38 +575,42 @@ bool shard::handle(actor_base& a, envelope* e) {
   acc::current(a) = e;
   if (acc::fiber_slot(a)) return handle_on_fiber(a, e);
   bool handled = true;
-  failure f;
+  std::optional<failure> f;  // empty costs nothing on the way of a message
   in_dispatch_ = &a;
   try {
     handled = acc::dispatch(a, *e);
   } catch (const std::exception& ex) {
-    f = caught(&ex);
+    f.emplace(caught(&ex));
   } catch (...) {
-    f = caught(nullptr);
+    f.emplace(caught(nullptr));
   }
   in_dispatch_ = nullptr;
-  if (!f && sync_failure_) f = std::exchange(sync_failure_, {});
+  if (!f && sync_failure_) [[unlikely]] f.emplace(std::exchange(sync_failure_, {}));
   if (acc::state(a) & st_waiting) return false;  // a coroutine handler owns `e` now
-  return finish_message(a, e, handled, std::move(f));
+  return finish_message(a, e, handled, f ? &*f : nullptr);
 }
 
-bool shard::finish_message(actor_base& a, envelope* e, bool handled, failure failure) {
+bool shard::finish_message(actor_base& a, envelope* e, bool handled, failure* fp) {
   acc::current(a) = nullptr;
   bool forwarded = false;
+  failure given;  // fail_with()'s
   if (acc::state(a) & (st_failing | st_forwarded)) [[unlikely]] {
     if (acc::state(a) & st_failing) {
       auto it = self_failures_.find(acc::slot(a));
-      if (!failure) failure = std::move(it->second);  // a throw wins over fail_with()
+      if (!fp) {  // a throw wins over fail_with()
+        given = std::move(it->second);
+        fp = &given;
+      }
       self_failures_.erase(it);
     }
     forwarded = (acc::state(a) & st_forwarded) != 0;
     acc::state(a) &= static_cast<std::uint16_t>(~(st_failing | st_forwarded));
-    if (forwarded && (failure || !handled)) {
+    if (forwarded && (fp || !handled)) {
       forwarded = false;  // it failed after all: the message is its own again
       e->target = a.self();
     }
   }
-  if (handled && !failure) [[likely]] {
+  if (handled && !fp) [[likely]] {
     shard_counters::bump(counters_.delivered);
     if (forwarded) [[unlikely]] {
       e->flags &= ~std::uint64_t{flag_retried};
@@ -616,12 +622,12 @@ bool shard::finish_message(actor_base& a, envelope* e, bool handled, failure fai
       return true;
     }
   }
-  if (failure && !(acc::state(a) & st_stopping)) return on_failure(a, e, failure);
+  if (fp && !(acc::state(a) & st_stopping)) return on_failure(a, e, *fp);
   exit_kind kind = exit_kind::normal;
   std::string reason = "stopped";
-  if (failure) {
+  if (fp) {
     kind = exit_kind::failed;
-    reason = "failed: " + describe(failure);
+    reason = "failed: " + describe(*fp);
     shard_counters::bump(counters_.failures);
     poison_message(a, e, reason.substr(8));
   } else if (!handled) {
@@ -662,7 +668,7 @@ void shard::end_task(actor_base& a, envelope* e, failure f) noexcept {
     return;
   }
   acc::current(a) = e;
-  if (finish_message(a, e, true, std::move(f)) && acc::head(a)) make_ready(a);
+  if (finish_message(a, e, true, f ? &f : nullptr) && acc::head(a)) make_ready(a);
 }
 
 void shard::request_failure(actor_base& a, std::string reason) {
@@ -920,7 +926,7 @@ void shard::enter_phase(shutdown_phase p) {
       // To the top of each tree: parents pass it on to their children
       // and end after them.
       for (std::uint32_t i = 0; i < slots_.size(); ++i) {
-        if (slot_entry& s = slots_[i]; s.actor && s.parent.is_null()) {
+        if (slot_entry& s = slots_[i]; s.actor && slots_.life(i).parent.is_null()) {
           shard_counters::bump(counters_.sent);
           enqueue(*s.actor, make_envelope(exit_request{}, address{},
                                           address(engine_, index_, i, s.incarnation)));

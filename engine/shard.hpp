@@ -136,14 +136,20 @@ class alignas(64) shard {
   /// through their slots (slot + 1; 0 = none); those on other shards in
   /// remote_children_.
   static constexpr std::uint32_t not_linked = UINT32_MAX;
+  /// What every delivery reads: kept apart from slot_life, so that the
+  /// slots of many small actors stay in few cache lines.
   struct slot_entry {
     actor_base* actor = nullptr;
+    std::uint32_t incarnation = 0;  ///< of the current or last occupant; 0 = never used
+    std::uint32_t next_free = 0;    ///< while free: the next free slot
+  };
+  /// What supervision and the tree need, read when actors start, fail or end.
+  struct slot_life {
     actor_factory* factory = nullptr;            ///< fresh instances; null: cannot restart
     const supervision_policy* policy = nullptr;  ///< its supervisor's (interned)
     address parent;                              ///< null: the root guardian
-    std::uint32_t incarnation = 0;  ///< of the current or last occupant; 0 = never used
-    std::uint32_t next = 0;         ///< while free: the next free slot; live: next sibling
     std::uint32_t first_child = 0;
+    std::uint32_t next_sibling = 0;
     std::uint32_t prev_sibling = not_linked;  ///< 0: first of its parent's; not_linked: none
   };
   /// Why an actor that waits for its children to end will end.
@@ -210,7 +216,8 @@ class alignas(64) shard {
   bool handle_on_fiber(actor_base& a, envelope* e);
   /// Returns false if the actor cannot take its next message now (it
   /// ended, waits, or was replaced by a fresh instance).
-  bool finish_message(actor_base& a, envelope* e, bool handled, failure f);
+  /// `f`: why the handler failed; null if it did not.
+  bool finish_message(actor_base& a, envelope* e, bool handled, failure* f);
   void sleep_until_work();
 
   // lifecycle (engine/lifecycle.cpp)
@@ -240,7 +247,7 @@ class alignas(64) shard {
   bool unlink_child(std::uint32_t child);
   /// Forgets all children of `slot` (they are ending on their own).
   void detach_children(std::uint32_t slot);
-  const supervision_policy& policy_of(const slot_entry& s) const;
+  const supervision_policy& policy_of(const slot_life& s) const;
   bool may_log();
 
   // directory (engine/directory.cpp)
@@ -282,19 +289,29 @@ class alignas(64) shard {
   class slot_table {
    public:
     static constexpr std::uint32_t chunk_bits = 12;
+    static constexpr std::uint32_t chunk_mask = (1u << chunk_bits) - 1;
     std::size_t size() const noexcept { return chunks_.size() << chunk_bits; }
-    slot_entry& operator[](std::uint32_t i) noexcept {
-      return chunks_[i >> chunk_bits][i & ((1u << chunk_bits) - 1)];
-    }
+    slot_entry& operator[](std::uint32_t i) noexcept { return chunks_[i >> chunk_bits].hot[i & chunk_mask]; }
     const slot_entry& operator[](std::uint32_t i) const noexcept {
-      return chunks_[i >> chunk_bits][i & ((1u << chunk_bits) - 1)];
+      return chunks_[i >> chunk_bits].hot[i & chunk_mask];
+    }
+    slot_life& life(std::uint32_t i) noexcept { return chunks_[i >> chunk_bits].cold[i & chunk_mask]; }
+    const slot_life& life(std::uint32_t i) const noexcept {
+      return chunks_[i >> chunk_bits].cold[i & chunk_mask];
     }
     void grow_to(std::size_t n) {
-      while (size() < n) chunks_.push_back(std::make_unique<slot_entry[]>(1u << chunk_bits));
+      while (size() < n) {
+        chunks_.push_back({std::make_unique<slot_entry[]>(chunk_mask + 1),
+                           std::make_unique<slot_life[]>(chunk_mask + 1)});
+      }
     }
 
    private:
-    std::vector<std::unique_ptr<slot_entry[]>> chunks_;
+    struct chunk {
+      std::unique_ptr<slot_entry[]> hot;
+      std::unique_ptr<slot_life[]> cold;
+    };
+    std::vector<chunk> chunks_;
   };
   slot_table slots_;
   std::uint32_t free_head_ = UINT32_MAX;
@@ -364,10 +381,9 @@ class alignas(64) shard {
 
 template <class F>
 inline void shard::for_each_child(std::uint32_t slot, F&& f) {
-  for (std::uint32_t c = slots_[slot].first_child; c;) {
-    const slot_entry& child = slots_[c - 1];
-    const std::uint32_t next = child.next;  // f may send, never unlink
-    f(child.actor->self());
+  for (std::uint32_t c = slots_.life(slot).first_child; c;) {
+    const std::uint32_t next = slots_.life(c - 1).next_sibling;  // f may send, never unlink
+    f(slots_[c - 1].actor->self());
     c = next;
   }
   if (auto r = remote_children_.find(slot); r != remote_children_.end()) {
