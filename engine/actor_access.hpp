@@ -7,15 +7,15 @@
 namespace troupe::internal {
 
 enum actor_state : std::uint16_t {
-  st_ready = 1u << 0,     ///< in its shard's run queue
-  st_waiting = 1u << 1,   ///< a coroutine or fiber owns the current message
-  st_stopping = 1u << 2,  ///< ends when the current message is finished
-  st_started = 1u << 3,   ///< installed on its shard
-  st_held = 1u << 4,      ///< takes no message: waits for a restart or for its children
-  st_retired = 1u << 5,   ///< replaced or ended while in the run queue: free it there
-  st_bounded = 1u << 6,   ///< has a mailbox limit (in its shard's mailbox_limits_)
-  st_failing = 1u << 7,   ///< called fail_with() (the reason is in self_failures_)
-  st_forwarded = 1u << 8, ///< its handler passed the current message on (forward())
+  st_ready = 1u << 0,      ///< in its shard's run queue
+  st_waiting = 1u << 1,    ///< a coroutine or fiber owns the current message
+  st_stopping = 1u << 2,   ///< ends when the current message is finished
+  st_started = 1u << 3,    ///< installed on its shard
+  st_held = 1u << 4,       ///< takes no message: waits for a restart or for its children
+  st_retired = 1u << 5,    ///< replaced or ended while in the run queue: free it there
+  st_bounded = 1u << 6,    ///< has a mailbox limit (in its shard's mailbox_limits_)
+  st_failing = 1u << 7,    ///< called fail_with() (the reason is in self_failures_)
+  st_forwarded = 1u << 8,  ///< its handler passed the current message on (forward())
 };
 
 struct actor_access {
@@ -32,9 +32,7 @@ struct actor_access {
   static bool dispatch(actor_base& a, envelope& e) { return a.dispatch(e); }
   static void started(actor_base& a) { a.started(); }
   static fiber_state** fiber_slot(actor_base& a) noexcept { return a.fiber_slot(); }
-  static bool accepts(const actor_base& a, const message_type* t) noexcept {
-    return a.accepts(t);
-  }
+  static bool accepts(const actor_base& a, const message_type* t) noexcept { return a.accepts(t); }
 };
 
 }  // namespace troupe::internal

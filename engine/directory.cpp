@@ -113,12 +113,10 @@ envelope* make_name_claim(shard* from, system_impl* sys, const address& sender, 
   system_impl& s = from ? from->owner() : *sys;
   const std::uint16_t target = s.place(o, from);
   const address dir = s.shard_at(0).directory_for(name);
-  return control_to(name_claim{std::move(name), a, factory, target, o.mailbox_limit},
-                    sender, dir);
+  return control_to(name_claim{std::move(name), a, factory, target, o.mailbox_limit}, sender, dir);
 }
 
-envelope* make_name_lookup(shard* from, system_impl* sys, const address& sender,
-                           std::string name) {
+envelope* make_name_lookup(shard* from, system_impl* sys, const address& sender, std::string name) {
   system_impl& s = from ? from->owner() : *sys;
   const address dir = s.shard_at(0).directory_for(name);
   return control_to(name_lookup{std::move(name)}, sender, dir);

@@ -83,8 +83,7 @@ void shard::resume_fiber(actor_base& a) {
   if (f->blocked) return;
   actor_access::state(a) &= static_cast<std::uint16_t>(~st_waiting);
   failure why = std::exchange(f->failure, {});
-  if (finish_message(a, f->msg, f->handled, why ? &why : nullptr) &&
-      actor_access::head(a)) {
+  if (finish_message(a, f->msg, f->handled, why ? &why : nullptr) && actor_access::head(a)) {
     make_ready(a);
   }
 }

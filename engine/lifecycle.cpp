@@ -203,7 +203,11 @@ void shard::restart(actor_base& a, envelope* retry, duration delay) {
   }
   if (delay > duration::zero() || restart_depth_ > 0) {
     acc::state(a) |= st_held;
-    push_timer({now() + delay, timer_seq_++, timer_kind::restart, nullptr, {},
+    push_timer({now() + delay,
+                timer_seq_++,
+                timer_kind::restart,
+                nullptr,
+                {},
                 (static_cast<std::uint64_t>(slot) << 32) | slots_[slot].incarnation});
     return;
   }

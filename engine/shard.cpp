@@ -170,8 +170,7 @@ void shard::deliver_here(envelope* e) {
   if (slot < slots_.size()) {
     slot_entry& s = slots_[slot];
     if (s.actor && s.incarnation == to.incarnation()) {
-      if ((acc::state(*s.actor) & st_bounded) &&
-          acc::queued(*s.actor) >= mailbox_limits_[slot]) {
+      if ((acc::state(*s.actor) & st_bounded) && acc::queued(*s.actor) >= mailbox_limits_[slot]) {
         dead_letter(e, dead_reason::mailbox_full, s.actor);
         return;
       }
@@ -259,9 +258,9 @@ void shard::handle_control(envelope* e) {
         if (acc::state(a) & st_waiting) {
           // Busy in a coroutine or fiber: it ends when that handler does.
           acc::state(a) |= st_stopping;
-          ending_.try_emplace(to.slot(), ending{exit_kind::failed,
-                                                "failed: child " + m.child.to_string() +
-                                                    " escalated: " + m.reason});
+          ending_.try_emplace(to.slot(),
+                              ending{exit_kind::failed, "failed: child " + m.child.to_string() +
+                                                            " escalated: " + m.reason});
         } else if ((acc::state(a) & st_held) == 0) {
           failure f;
           f.failed = true;
@@ -281,8 +280,8 @@ void shard::handle_control(envelope* e) {
         for_each_child(to.slot(), [&](const address& child) {
           if (child == failed) return;
           envelope* r = make_envelope(
-              restart_request{"sibling " + failed.to_string() + " failed (all-for-one)"},
-              a.self(), child);
+              restart_request{"sibling " + failed.to_string() + " failed (all-for-one)"}, a.self(),
+              child);
           r->flags |= flag_control;
           send(r);
         });
@@ -333,9 +332,8 @@ void shard::adopt(const address& parent, const address& child) {
 }
 
 void shard::install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation,
-                    actor_factory* factory, const address& parent,
-                    const supervision_policy* policy, std::uint32_t mailbox_limit,
-                    const std::string* name) {
+                    actor_factory* factory, const address& parent, const supervision_policy* policy,
+                    std::uint32_t mailbox_limit, const std::string* name) {
   if (name && !name->empty()) slot_names_[slot] = *name;  // before on_start, which may end it
   slot_entry& s = entry(slot);
   s.actor = a;
@@ -585,7 +583,8 @@ bool shard::handle(actor_base& a, envelope* e) {
     f.emplace(caught(nullptr));
   }
   in_dispatch_ = nullptr;
-  if (!f && sync_failure_) [[unlikely]] f.emplace(std::exchange(sync_failure_, {}));
+  if (!f && sync_failure_) [[unlikely]]
+    f.emplace(std::exchange(sync_failure_, {}));
   if (acc::state(a) & st_waiting) return false;  // a coroutine handler owns `e` now
   return finish_message(a, e, handled, f ? &*f : nullptr);
 }

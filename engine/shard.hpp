@@ -13,9 +13,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <coroutine>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -197,9 +197,9 @@ class alignas(64) shard {
   void make_ready(actor_base& a);
   void park(std::uint32_t slot, envelope* e);
   void handle_control(envelope* e);
-  void install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation,
-               actor_factory* factory, const address& parent, const supervision_policy* policy,
-               std::uint32_t mailbox_limit, const std::string* name = nullptr);
+  void install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation, actor_factory* factory,
+               const address& parent, const supervision_policy* policy, std::uint32_t mailbox_limit,
+               const std::string* name = nullptr);
   slot_entry& entry(std::uint32_t slot);
 
   // running
@@ -263,7 +263,6 @@ class alignas(64) shard {
   void cache_name(const std::string& name, const address& a) { name_cache_[name] = a; }
 
  private:
-
   // asks
   void complete_pending(envelope* reply);
   void fail_ask(std::uint64_t request, errc code, std::string text);
@@ -291,11 +290,15 @@ class alignas(64) shard {
     static constexpr std::uint32_t chunk_bits = 12;
     static constexpr std::uint32_t chunk_mask = (1u << chunk_bits) - 1;
     std::size_t size() const noexcept { return chunks_.size() << chunk_bits; }
-    slot_entry& operator[](std::uint32_t i) noexcept { return chunks_[i >> chunk_bits].hot[i & chunk_mask]; }
+    slot_entry& operator[](std::uint32_t i) noexcept {
+      return chunks_[i >> chunk_bits].hot[i & chunk_mask];
+    }
     const slot_entry& operator[](std::uint32_t i) const noexcept {
       return chunks_[i >> chunk_bits].hot[i & chunk_mask];
     }
-    slot_life& life(std::uint32_t i) noexcept { return chunks_[i >> chunk_bits].cold[i & chunk_mask]; }
+    slot_life& life(std::uint32_t i) noexcept {
+      return chunks_[i >> chunk_bits].cold[i & chunk_mask];
+    }
     const slot_life& life(std::uint32_t i) const noexcept {
       return chunks_[i >> chunk_bits].cold[i & chunk_mask];
     }
@@ -317,17 +320,17 @@ class alignas(64) shard {
   std::uint32_t free_head_ = UINT32_MAX;
   alignas(64) std::atomic<std::uint32_t> fresh_{0};  // other threads reserve slots here
   std::unordered_map<std::uint32_t, std::vector<envelope*>> parked_;
-  std::unordered_map<std::uint32_t, std::vector<address>> watchers_;  // by slot
+  std::unordered_map<std::uint32_t, std::vector<address>> watchers_;                // by slot
   std::unordered_map<std::uint32_t, std::unordered_set<address>> remote_children_;  // by slot
   std::unordered_map<std::uint32_t, ending> ending_;  // actors waiting for their children
   std::unordered_map<std::uint32_t, restart_window> windows_;
   std::unordered_map<std::uint32_t, std::uint32_t> mailbox_limits_;  // actors with st_bounded
-  std::deque<supervision_policy> policies_;           // interned, stable addresses
+  std::deque<supervision_policy> policies_;                          // interned, stable addresses
   const supervision_policy* root_policy_ = nullptr;
   address dead_letter_handler_;
-  std::unordered_map<std::string, address> directory_;        // names this shard keeps
+  std::unordered_map<std::string, address> directory_;         // names this shard keeps
   std::unordered_map<std::uint32_t, std::string> slot_names_;  // named actors living here
-  std::unordered_map<std::string, address> name_cache_;       // lookups seen here
+  std::unordered_map<std::string, address> name_cache_;        // lookups seen here
   unsigned restart_depth_ = 0;  // restarts inside restarts go through a timer
   actor_base* ready_head_ = nullptr;
   actor_base* ready_tail_ = nullptr;

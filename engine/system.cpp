@@ -346,10 +346,11 @@ void system_impl::stop() {
     if (!work) break;
   }
   const stats st = counters();
-  spdlog::info("engine {} stopped: {} sent, {} delivered, {} dead letters, {} poisoned; {} "
-               "failures, {} restarts",
-               options_.engine_id, st.sent, st.delivered, st.dead_letters, st.poisoned,
-               st.failures, st.restarts);
+  spdlog::info(
+      "engine {} stopped: {} sent, {} delivered, {} dead letters, {} poisoned; {} "
+      "failures, {} restarts",
+      options_.engine_id, st.sent, st.delivered, st.dead_letters, st.poisoned, st.failures,
+      st.restarts);
 }
 
 stats system_impl::counters() const {
@@ -396,10 +397,10 @@ address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory*
   } else {
     shard& t = s.shard_at(target);
     addr = address(s.engine(), target, t.reserve_slot(), 1);
-    envelope* e = make_envelope(
-        install_actor{a, factory, parent, policy != nullptr, o.mailbox_limit,
-                      policy ? *policy : supervision_policy{}, std::string()},
-        address{}, addr);
+    envelope* e =
+        make_envelope(install_actor{a, factory, parent, policy != nullptr, o.mailbox_limit,
+                                    policy ? *policy : supervision_policy{}, std::string()},
+                      address{}, addr);
     e->flags |= flag_control;
     if (from) {
       from->send(e);

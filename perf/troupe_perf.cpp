@@ -13,11 +13,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <stdexcept>
 #include <cstdio>
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -394,10 +394,10 @@ measurement run_restart(unsigned n_shards, std::uint64_t n, bool fresh, const st
   troupe::system sys(shards(n_shards));
   finish_line fin;
   auto done = fin.done.get_future();
-  const auto policy = fresh ? restart_policy(1000, 1s)
-                            : restart_policy(static_cast<std::uint32_t>(
-                                                 std::min<std::uint64_t>(10 * n, UINT32_MAX)),
-                                             60s);
+  const auto policy =
+      fresh ? restart_policy(1000, 1s)
+            : restart_policy(
+                  static_cast<std::uint32_t>(std::min<std::uint64_t>(10 * n, UINT32_MAX)), 60s);
   address d = sys.spawn<restart_driver>(troupe::spawn_options{.shard = 0}, n,
                                         fresh ? restarts_per_supervisor : n, policy, &fin);
   auto t0 = clock_type::now();
@@ -427,7 +427,8 @@ struct latency_driver : troupe::actor<latency_driver, start> {
       const auto t0 = clock_type::now();
       tell(child, crash{});
       auto r = co_await ask<int>(child, ping{}, 5s);
-      samples_us->push_back(std::chrono::duration<double, std::micro>(clock_type::now() - t0).count());
+      samples_us->push_back(
+          std::chrono::duration<double, std::micro>(clock_type::now() - t0).count());
       if (!r) {
         std::fprintf(stderr, "troupe-perf: restart-latency ask failed: %s\n",
                      r.err().describe().c_str());
@@ -456,7 +457,8 @@ std::vector<measurement> run_restart_latency(unsigned n_shards, std::uint64_t n,
   samples.reserve(n);
   finish_line fin;
   auto done = fin.done.get_future();
-  address d = sys.spawn<latency_driver>(troupe::spawn_options{.shard = 0}, child, n, &samples, &fin);
+  address d =
+      sys.spawn<latency_driver>(troupe::spawn_options{.shard = 0}, child, n, &samples, &fin);
   sys.tell(d, start{});
   done.wait();
   const std::size_t skip = n > 2000 ? 1000 : 0;  // warm-up
@@ -471,10 +473,20 @@ std::vector<measurement> run_restart_latency(unsigned n_shards, std::uint64_t n,
 
 // -- harness ---------------------------------------------------------------------
 
-const std::vector<std::string> workloads = {
-    "pingpong", "pingpong-cross", "fanin-k1",      "fanin-k2",          "fanin-k8",
-    "ring",     "spawn",          "skynet",        "restart-fresh",     "restart-sustained",
-    "restart-latency", "restart-fresh-exit", "restart-sustained-exit", "restart-latency-exit"};
+const std::vector<std::string> workloads = {"pingpong",
+                                            "pingpong-cross",
+                                            "fanin-k1",
+                                            "fanin-k2",
+                                            "fanin-k8",
+                                            "ring",
+                                            "spawn",
+                                            "skynet",
+                                            "restart-fresh",
+                                            "restart-sustained",
+                                            "restart-latency",
+                                            "restart-fresh-exit",
+                                            "restart-sustained-exit",
+                                            "restart-latency-exit"};
 
 std::vector<measurement> run_one(const std::string& w, unsigned s, std::uint64_t n) {
   auto pick = [n](std::uint64_t dflt) { return n ? n : dflt; };

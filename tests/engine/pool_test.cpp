@@ -55,12 +55,12 @@ TEST_CASE("a pool grows under load and shrinks back when idle", "[engine][pool]"
   auto before = sys.ask<troupe::pool_stats>(p, troupe::pool_stats_query{}, 1s).value();
   CHECK(before.workers == 1);
   for (int i = 0; i < 200; ++i) sys.tell(p, job{i, c});
-  sys.run_until_idle();  // virtual time: the jobs, then the idle ticks
+  sys.run_until_idle();                              // virtual time: the jobs, then the idle ticks
   CHECK(sys.ask<int>(c, get{}, 1s).value() == 200);  // nothing lost
   auto after = sys.ask<troupe::pool_stats>(p, troupe::pool_stats_query{}, 1s).value();
   CHECK(after.peak == 4);
   CHECK(after.forwarded == 200);
-  CHECK(after.workers == 1);  // back to the minimum
+  CHECK(after.workers == 1);               // back to the minimum
   CHECK(sys.counters().actors_live == 3);  // collector, pool, one worker
 }
 
@@ -78,10 +78,10 @@ TEST_CASE("an ask to a pool is answered by a worker", "[engine][pool]") {
 
 TEST_CASE("a pool replaces a worker that ends", "[engine][pool]") {
   troupe::system sys(inline_options());
-  address p = sys.spawn<job_pool>(troupe::pool_options{
-      .min_workers = 2,
-      .max_workers = 2,
-      .worker_supervision = {.on_failure = troupe::directive::stop}});
+  address p = sys.spawn<job_pool>(
+      troupe::pool_options{.min_workers = 2,
+                           .max_workers = 2,
+                           .worker_supervision = {.on_failure = troupe::directive::stop}});
   auto r = sys.ask<int>(p, job{-5, address{}}, 1s);
   CHECK(!r);
   sys.run_until_idle();

@@ -93,9 +93,10 @@ struct driver : troupe::actor<driver, go, troupe::poison> {
 
 }  // namespace
 
-TEST_CASE("10,000 actors fail at random while 1,000,000 messages flow, and every message "
-          "is accounted for",
-          "[engine][supervision][stress]") {
+TEST_CASE(
+    "10,000 actors fail at random while 1,000,000 messages flow, and every message "
+    "is accounted for",
+    "[engine][supervision][stress]") {
   constexpr std::uint32_t victims = 10'000;
   constexpr std::uint32_t messages = 1'000'000;
   constexpr int drivers = 4;
@@ -134,8 +135,8 @@ TEST_CASE("10,000 actors fail at random while 1,000,000 messages flow, and every
   auto st = sys.counters();
   INFO("failures " << st.failures << ", restarts " << st.restarts << ", poisoned " << st.poisoned
                    << ", dead " << st.dead_letters);
-  CHECK(st.failures > 5'000);    // about one job in 64 fails
-  CHECK(st.restarts > 2'000);    // half the victims restart
+  CHECK(st.failures > 5'000);  // about one job in 64 fails
+  CHECK(st.restarts > 2'000);  // half the victims restart
   CHECK(st.poisoned == t.poison_back.load());
   CHECK(st.dead(troupe::dead_reason::actor_stopped) > 0);  // the other half stop
   CHECK(st.actors_live < victims + drivers + 2);

@@ -54,8 +54,8 @@ struct poisons_seen {};
 
 /// A parent with a policy of the test's choosing that records what it is
 /// told about its children, and a sender that records poison.
-struct parent : troupe::actor<parent, spawn_worker, children_seen, poisons_seen, troupe::child_exited,
-                              troupe::poison, address> {
+struct parent : troupe::actor<parent, spawn_worker, children_seen, poisons_seen,
+                              troupe::child_exited, troupe::poison, address> {
   troupe::supervision_policy policy;
   std::vector<std::string> exits;
   std::vector<std::string> poisons;
@@ -112,8 +112,7 @@ TEST_CASE("the failing message is retried once on the fresh instance", "[engine]
   CHECK(sys.counters().poisoned == 1);
 }
 
-TEST_CASE("a message that fails twice goes back to its sender as poison",
-          "[engine][supervision]") {
+TEST_CASE("a message that fails twice goes back to its sender as poison", "[engine][supervision]") {
   troupe::system sys(inline_options());
   address p = sys.spawn<parent>(troupe::supervision_policy{});
   address w = sys.spawn<worker>();
@@ -154,7 +153,8 @@ TEST_CASE("restarts beyond the limit end the child and escalate to its parent",
     }
     address on(const spawn_worker&) { return spawn<worker>(); }
   };
-  struct grandparent : troupe::actor<grandparent, spawn_worker, children_seen, troupe::child_exited> {
+  struct grandparent
+      : troupe::actor<grandparent, spawn_worker, children_seen, troupe::child_exited> {
     std::vector<std::string> exits;
     troupe::supervision_policy supervision() const override {
       return {.on_failure = troupe::directive::stop};
@@ -187,9 +187,8 @@ TEST_CASE("restarts beyond the limit end the child and escalate to its parent",
 
 TEST_CASE("all-for-one restarts the siblings of the child that failed", "[engine][supervision]") {
   troupe::system sys(inline_options());
-  address p = sys.spawn<parent>(
-      troupe::supervision_policy{.scope = troupe::supervision_scope::all_for_one,
-                                 .retry_once = false});
+  address p = sys.spawn<parent>(troupe::supervision_policy{
+      .scope = troupe::supervision_scope::all_for_one, .retry_once = false});
   std::vector<address> kids;
   for (int i = 0; i < 3; ++i) kids.push_back(sys.ask<address>(p, spawn_worker{}, 1s).value());
   for (address k : kids) sys.tell(k, add{7});
@@ -216,10 +215,10 @@ TEST_CASE("all-for-one reaches siblings on other shards", "[engine][supervision]
   troupe::system_options o;
   o.shards = 2;
   troupe::system sys(o);
-  address p = sys.spawn<parent>(
-      troupe::spawn_options{.shard = 0},
-      troupe::supervision_policy{.scope = troupe::supervision_scope::all_for_one,
-                                 .retry_once = false});
+  address p =
+      sys.spawn<parent>(troupe::spawn_options{.shard = 0},
+                        troupe::supervision_policy{.scope = troupe::supervision_scope::all_for_one,
+                                                   .retry_once = false});
   address a = sys.ask<address>(p, spawn_worker{troupe::spawn_options{.shard = 0}}, 5s).value();
   address b = sys.ask<address>(p, spawn_worker{troupe::spawn_options{.shard = 1}}, 5s).value();
   sys.tell(a, add{3});
@@ -349,13 +348,12 @@ TEST_CASE("a restart stops the children of the failed instance", "[engine][super
   REQUIRE(sys.ask<int>(w, get{}, 1s).value() == 0);
   sys.tell(m, fail{});
   sys.run_until_idle();
-  CHECK(!sys.ask<int>(w, get{}, 1s));                  // the old child is gone
-  CHECK(sys.ask<address>(m, spawn_worker{}, 1s));      // the fresh parent works
+  CHECK(!sys.ask<int>(w, get{}, 1s));              // the old child is gone
+  CHECK(sys.ask<address>(m, spawn_worker{}, 1s));  // the fresh parent works
   CHECK(sys.counters().actors_live == 2);
 }
 
-TEST_CASE("coroutine and stackful handlers that throw are restarted too",
-          "[engine][supervision]") {
+TEST_CASE("coroutine and stackful handlers that throw are restarted too", "[engine][supervision]") {
   struct co_worker : troupe::actor<co_worker, add, get> {
     int total = 0;
     troupe::task<int> on(const add& m) {
@@ -466,8 +464,7 @@ TEST_CASE("a bounded mailbox refuses what does not fit, and says so", "[engine][
   CHECK(st.sent == st.delivered + st.dead_letters + st.poisoned);
 }
 
-TEST_CASE("fail_with fails the actor without an exception, like a throw",
-          "[engine][supervision]") {
+TEST_CASE("fail_with fails the actor without an exception, like a throw", "[engine][supervision]") {
   struct quitter : troupe::actor<quitter, add, get> {
     int total = 0;
     int on(const add& m) {

@@ -79,7 +79,7 @@ TEST_CASE("watching an actor that already ended notifies at once", "[engine][wat
   sys.run_until_idle();
   auto got = sys.ask<std::vector<std::string>>(w, seen{}, 1s).value();
   REQUIRE(got.size() == 3);
-  std::sort(got.begin(), got.end());  // three targets, no order between them
+  std::sort(got.begin(), got.end());              // three targets, no order between them
   CHECK(got[0] == m.to_string() + " not alive");  // 1:0:1.1
   CHECK(got[1] == "1:0:999.3 not alive");
   CHECK(got[2].rfind("7:0:1.1 not alive: no route", 0) == 0);

@@ -6,7 +6,9 @@
 
 using namespace std::chrono_literals;
 
-struct parse { std::string text; };
+struct parse {
+  std::string text;
+};
 struct spawn_parser {};
 
 // Throws on bad input; its state (`parsed`) starts again from zero when it is restarted.
@@ -34,7 +36,8 @@ int main() {
   troupe::address p = sys.ask<troupe::address>(k, spawn_parser{}, 1s).value();
   std::cout << sys.ask<int>(p, parse{"a"}, 1s).value() << "\n";  // 1
   auto bad = sys.ask<int>(p, parse{""}, 1s);  // fails, is retried once, fails: poison
-  std::cout << bad.err().describe() << "\n";  // failed: actor ... std::invalid_argument: empty input
+  std::cout << bad.err().describe()
+            << "\n";  // failed: actor ... std::invalid_argument: empty input
   std::cout << sys.ask<int>(p, parse{"b"}, 1s).value() << "\n";  // 1: same address, fresh state
   std::cout << "restarts: " << sys.counters().restarts << "\n";  // 2
 }

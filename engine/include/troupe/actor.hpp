@@ -199,9 +199,8 @@ class actor_base {
     static_assert(std::is_base_of_v<actor_base, A>,
                   "spawn_named<A>: A must be an actor class, derived from troupe::actor.");
     internal::actor_factory* f = internal::factory_for<A>(args...);
-    internal::envelope* e =
-        internal::make_name_claim(home_shard(), nullptr, self(), std::move(name),
-                                  new A(std::forward<Args>(args)...), f, o);
+    internal::envelope* e = internal::make_name_claim(
+        home_shard(), nullptr, self(), std::move(name), new A(std::forward<Args>(args)...), f, o);
     return ask_awaiter<address>(home_shard(), e, std::chrono::seconds(10));
   }
 

@@ -10,13 +10,12 @@
 #include "troupe/actor.hpp"
 #include "troupe/address.hpp"
 #include "troupe/internal/runtime.hpp"
-#include "troupe/lifecycle.hpp"
 #include "troupe/io/reactor.hpp"
+#include "troupe/lifecycle.hpp"
 #include "troupe/message.hpp"
 #include "troupe/result.hpp"
 
 namespace troupe {
-
 
 /// Counters of one engine, summed over its shards. The contract makes them
 /// add up: sent = delivered + dead_letters + poisoned + in flight (0 after

@@ -35,9 +35,9 @@ struct pool_options {
 struct pool_stats_query {};
 struct pool_stats {
   std::uint32_t workers = 0;
-  std::uint32_t peak = 0;         ///< most workers at once
-  std::uint64_t forwarded = 0;    ///< messages passed to workers
-  std::uint32_t replaced = 0;     ///< workers that ended on their own and were replaced
+  std::uint32_t peak = 0;       ///< most workers at once
+  std::uint64_t forwarded = 0;  ///< messages passed to workers
+  std::uint32_t replaced = 0;   ///< workers that ended on their own and were replaced
 };
 
 namespace internal {

@@ -17,7 +17,7 @@
 namespace troupe {
 class actor_base;
 struct supervision_policy;
-}
+}  // namespace troupe
 
 namespace troupe::internal {
 
@@ -111,8 +111,7 @@ envelope* make_name_claim(shard* from, system_impl* sys, const address& sender, 
                           actor_base* a, actor_factory* factory, const spawn_options& o);
 /// An ask (control) to the name's directory shard. Reply: the address, or
 /// errc::not_found.
-envelope* make_name_lookup(shard* from, system_impl* sys, const address& sender,
-                           std::string name);
+envelope* make_name_lookup(shard* from, system_impl* sys, const address& sender, std::string name);
 std::optional<address> cached_name(shard& s, const std::string& name);
 void cache_name(shard& s, const std::string& name, const address& a);
 
