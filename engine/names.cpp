@@ -25,6 +25,7 @@ const char* to_string(errc e) noexcept {
     case errc::misuse: return "misuse";
     case errc::mailbox_full: return "mailbox full";
     case errc::not_found: return "not found";
+    case errc::io: return "i/o error";
   }
   return "unknown";
 }

@@ -422,6 +422,11 @@ bool shard::step() {
   work |= run_ready();
   work |= run_timers();
   work |= flush_outbound();
+  // Socket completions: looked for when the shard has nothing else to do,
+  // and every few passes while it is busy, so that neither waits long.
+  if (reactor_ && reactor_->in_flight() > 0 && (!work || (++io_passes_ & 15) == 0)) {
+    work |= reactor_->run_once(false) > 0;
+  }
   if (work)
     activity_.store(activity_.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   return work;
@@ -933,7 +938,9 @@ void shard::enter_phase(shutdown_phase p) {
       }
       break;
     case shutdown_phase::cancel_waits: {
-      // Asks end with an error, sleeps end now, wakeups are dead letters.
+      // Asks end with an error, sleeps end now, wakeups are dead letters,
+      // socket operations end with ECANCELED.
+      if (reactor_) reactor_->cancel_all();
       std::vector<timer_entry> timers = std::move(timers_);
       timers_.clear();
       for (timer_entry& te : timers) {

@@ -125,6 +125,8 @@ class alignas(64) shard {
     return counters_.live.load(std::memory_order_relaxed);
   }
   std::string io_description() const;
+  /// The shard's reactor (null in inline mode). Own thread.
+  io::reactor* reactor() noexcept { return reactor_.get(); }
 
   /// After the thread has ended: dead-letters what is still queued inbound.
   /// Returns true while it finds something.
@@ -368,6 +370,7 @@ class alignas(64) shard {
 
   // shutdown
   shutdown_phase phase_ = shutdown_phase::running;
+  unsigned io_passes_ = 0;
 
   // placement
   std::uint32_t round_robin_ = 0;

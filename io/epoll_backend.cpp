@@ -3,12 +3,16 @@
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "reactor_backend.hpp"
 
@@ -29,6 +33,36 @@ class epoll_backend final : public reactor_backend {
     [[maybe_unused]] auto n = ::write(efd_, &one, sizeof one);
   }
 
+  // Readiness, not completion: an operation is tried at once, and when the
+  // socket is not ready it waits for EPOLLIN / EPOLLOUT and is tried again.
+  bool start(op& o) override {
+    if (cancelled_) {
+      o.result = -ECANCELED;
+      return false;
+    }
+    if (attempt(o)) return false;
+    fd_ops& f = fds_[o.fd];
+    (writes(o) ? f.writer : f.reader) = &o;
+    ++in_flight_;
+    update(o.fd, f);
+    return true;
+  }
+  std::size_t in_flight() const noexcept override { return in_flight_; }
+
+  void cancel_all() override {
+    cancelled_ = true;
+    for (auto& [fd, f] : fds_) {
+      for (op* o : {f.reader, f.writer}) {
+        if (!o) continue;
+        o->result = -ECANCELED;
+        cancelled_ops_.push_back(o);
+      }
+      if (f.registered) ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    }
+    fds_.clear();
+    wake();  // the waiters resume from the next wait()
+  }
+
   int wait(bool block, std::optional<clock::duration> timeout) override {
     const auto deadline = clock::now() + timeout.value_or(clock::duration::zero());
     epoll_event events[16];
@@ -46,19 +80,97 @@ class epoll_backend final : public reactor_backend {
       n = ::epoll_wait(epfd_, events, 16, ms);
       // EINTR: a signal, or io_uring task work queued to this thread.
     } while (n < 0 && errno == EINTR);
-    if (n <= 0) return 0;
+    std::vector<op*> done = std::move(cancelled_ops_);
+    cancelled_ops_.clear();
+    if (n <= 0 && done.empty()) return 0;
+    if (n < 0) n = 0;
     for (int i = 0; i < n; ++i) {
-      if (events[i].data.fd == efd_) {
+      const int fd = events[i].data.fd;
+      if (fd == efd_) {
         std::uint64_t count = 0;
         [[maybe_unused]] auto r = ::read(efd_, &count, sizeof count);
+        continue;
       }
+      auto it = fds_.find(fd);
+      if (it == fds_.end()) continue;
+      fd_ops& f = it->second;
+      const auto ev = events[i].events;
+      const bool broken = (ev & (EPOLLERR | EPOLLHUP)) != 0;
+      if (f.reader && ((ev & EPOLLIN) || broken) && attempt(*f.reader)) {
+        done.push_back(std::exchange(f.reader, nullptr));
+      }
+      if (f.writer && ((ev & EPOLLOUT) || broken) && attempt(*f.writer)) {
+        done.push_back(std::exchange(f.writer, nullptr));
+      }
+      update(fd, f);
+      if (!f.reader && !f.writer) fds_.erase(it);
     }
-    return n;
+    in_flight_ -= done.size();
+    for (op* o : done) o->waiter.resume();
+    return n + static_cast<int>(done.size());
   }
 
  private:
+  struct fd_ops {
+    op* reader = nullptr;
+    op* writer = nullptr;
+    std::uint32_t registered = 0;  ///< events epoll has for it; 0: not added
+  };
+
+  static bool writes(const op& o) { return o.kind == op_kind::connect || o.kind == op_kind::send; }
+
+  /// Runs the system call; true if it is finished (result set), false if
+  /// the socket was not ready.
+  static bool attempt(op& o) {
+    int r = 0;
+    switch (o.kind) {
+      case op_kind::accept:
+        r = ::accept4(o.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        break;
+      case op_kind::connect:
+        if (!o.started) {
+          o.started = true;
+          r = ::connect(o.fd, o.addr, o.addrlen);
+          if (r < 0 && errno == EINPROGRESS) return false;
+        } else {
+          int err = 0;
+          socklen_t len = sizeof err;
+          ::getsockopt(o.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+          o.result = -err;
+          return true;
+        }
+        break;
+      case op_kind::recv: r = static_cast<int>(::recv(o.fd, o.buf, o.len, 0)); break;
+      case op_kind::send: r = static_cast<int>(::send(o.fd, o.buf, o.len, MSG_NOSIGNAL)); break;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    if (r < 0 && errno == EINTR) return attempt(o);
+    o.result = r < 0 ? -errno : r;
+    return true;
+  }
+
+  void update(int fd, fd_ops& f) {
+    const std::uint32_t want = (f.reader ? EPOLLIN : 0u) | (f.writer ? EPOLLOUT : 0u);
+    if (want == f.registered) return;
+    epoll_event ev{};
+    ev.events = want;
+    ev.data.fd = fd;
+    if (f.registered == 0) {
+      ::epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    } else if (want == 0) {
+      ::epoll_ctl(epfd_, EPOLL_CTL_DEL, fd, nullptr);
+    } else {
+      ::epoll_ctl(epfd_, EPOLL_CTL_MOD, fd, &ev);
+    }
+    f.registered = want;
+  }
+
   int epfd_;
   int efd_;
+  std::unordered_map<int, fd_ops> fds_;
+  std::size_t in_flight_ = 0;
+  bool cancelled_ = false;
+  std::vector<op*> cancelled_ops_;  // resumed by the next wait()
 };
 
 }  // namespace

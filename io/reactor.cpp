@@ -77,6 +77,15 @@ backend reactor::kind() const noexcept { return backend_->kind(); }
 
 void reactor::wake() noexcept { backend_->wake(); }
 
+bool reactor::start(op& o) { return backend_->start(o); }
+std::size_t reactor::in_flight() const noexcept { return backend_->in_flight(); }
+void reactor::cancel_all() { backend_->cancel_all(); }
+
+bool op::await_suspend(std::coroutine_handle<> h) {
+  waiter = h;
+  return owner->start(*this);
+}
+
 void reactor::add_timer(clock::time_point when, std::coroutine_handle<> h) {
   timers_.push_back({when, timer_seq_++, h});
   std::push_heap(timers_.begin(), timers_.end(), std::greater<>{});

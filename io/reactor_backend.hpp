@@ -18,6 +18,12 @@ class reactor_backend {
   /// Handles what is ready; if `block`, first sleeps until something is or
   /// `timeout` passes (no timeout: until woken). Returns events handled.
   virtual int wait(bool block, std::optional<clock::duration> timeout) = 0;
+  /// Starts a socket operation; false if it completed at once.
+  virtual bool start(op& o) = 0;
+  virtual std::size_t in_flight() const noexcept = 0;
+  /// Ends every operation in flight with -ECANCELED (their waiters resume
+  /// from a later wait), and every later one at once.
+  virtual void cancel_all() = 0;
 };
 
 /// nullptr and `err` set (an errno) when io_uring cannot be set up.

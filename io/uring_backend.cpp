@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <unordered_set>
 
 #include "reactor_backend.hpp"
 
@@ -17,6 +18,7 @@ namespace {
 // eventfd read plus, later, one op per socket; 256 leaves room for both.
 constexpr unsigned ring_entries = 256;
 constexpr std::uint64_t wake_tag = 1;
+constexpr std::uint64_t cancel_tag = 2;
 
 // Tries the strongest setup first and steps down on EINVAL, so that the
 // flags chosen are those the running kernel accepts (never a version check).
@@ -58,6 +60,47 @@ class uring_backend final : public reactor_backend {
     [[maybe_unused]] auto n = ::write(efd_, &one, sizeof one);
   }
 
+  bool start(op& o) override {
+    if (cancelled_) {
+      o.result = -ECANCELED;
+      return false;
+    }
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (!sqe) {  // the submission queue is full: hand it to the kernel first
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+      if (!sqe) {
+        o.result = -EBUSY;
+        return false;
+      }
+    }
+    switch (o.kind) {
+      case op_kind::accept: io_uring_prep_accept(sqe, o.fd, nullptr, nullptr, SOCK_CLOEXEC); break;
+      case op_kind::connect: io_uring_prep_connect(sqe, o.fd, o.addr, o.addrlen); break;
+      case op_kind::recv: io_uring_prep_recv(sqe, o.fd, o.buf, o.len, 0); break;
+      case op_kind::send: io_uring_prep_send(sqe, o.fd, o.buf, o.len, MSG_NOSIGNAL); break;
+    }
+    io_uring_sqe_set_data(sqe, &o);
+    ops_.insert(&o);
+    return true;  // submitted with the next wait(), with whatever else is queued
+  }
+  std::size_t in_flight() const noexcept override { return ops_.size(); }
+
+  void cancel_all() override {
+    cancelled_ = true;
+    for (op* o : ops_) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      if (!sqe) {
+        io_uring_submit(&ring_);
+        sqe = io_uring_get_sqe(&ring_);
+      }
+      if (!sqe) break;
+      io_uring_prep_cancel(sqe, o, 0);
+      io_uring_sqe_set_data64(sqe, cancel_tag);
+    }
+    io_uring_submit(&ring_);
+  }
+
   int wait(bool block, std::optional<clock::duration> timeout) override {
     io_uring_cqe* cqe = nullptr;
     if (block) {
@@ -72,6 +115,10 @@ class uring_backend final : public reactor_backend {
         rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, timeout ? &ts : nullptr, nullptr);
       } while (rc == -EINTR && !timeout);  // with a timeout, the caller's loop re-waits
       if (rc < 0 && rc != -ETIME && rc != -EINTR) return 0;
+    } else if (!ops_.empty()) {
+      // Submits what is queued and runs the completion work deferred to
+      // this thread (DEFER_TASKRUN), without waiting.
+      io_uring_submit_and_get_events(&ring_);
     } else if (io_uring_sq_ready(&ring_) > 0) {
       io_uring_submit(&ring_);
     }
@@ -88,19 +135,34 @@ class uring_backend final : public reactor_backend {
 
   int reap() {
     io_uring_cqe* cqes[64];
+    op* done[64];
     unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 64);
+    unsigned n_done = 0;
     bool rearm = false;
     for (unsigned i = 0; i < n; ++i) {
-      if (io_uring_cqe_get_data64(cqes[i]) == wake_tag) rearm = true;
+      const std::uint64_t tag = io_uring_cqe_get_data64(cqes[i]);
+      if (tag == wake_tag) {
+        rearm = true;
+        continue;
+      }
+      if (tag == cancel_tag) continue;
+      op* o = static_cast<op*>(io_uring_cqe_get_data(cqes[i]));
+      o->result = cqes[i]->res;
+      done[n_done++] = o;
     }
     io_uring_cq_advance(&ring_, n);  // once per batch
     if (rearm) arm_wake();
+    // Resumed after the queue is advanced: a waiter may start the next op.
+    for (unsigned i = 0; i < n_done; ++i) ops_.erase(done[i]);
+    for (unsigned i = 0; i < n_done; ++i) done[i]->waiter.resume();
     return static_cast<int>(n);
   }
 
   io_uring ring_;
   int efd_;
   std::uint64_t wake_buf_ = 0;
+  std::unordered_set<op*> ops_;  // in flight
+  bool cancelled_ = false;
 };
 
 }  // namespace

@@ -19,6 +19,7 @@ enum class errc : std::uint8_t {
   misuse,         ///< the API was called where it cannot work (text says why)
   mailbox_full,   ///< the receiver's bounded mailbox had no room
   not_found,      ///< no actor has that name
+  io,             ///< a socket operation failed (the text names the call and errno)
 };
 
 const char* to_string(errc e) noexcept;

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+
 namespace troupe::io {
 
 using clock = std::chrono::steady_clock;
@@ -59,6 +61,32 @@ class setup_error : public std::runtime_error {
 std::string explain_uring_failure(int err);
 
 class reactor_backend;
+class reactor;
+
+enum class op_kind : std::uint8_t { accept, connect, recv, send };
+
+/// One socket operation on a reactor, awaitable from a coroutine: it
+/// resumes with the result, >= 0 (a descriptor, a byte count, 0) or
+/// -errno. The object must stay where it is until then (a coroutine's
+/// awaiter does). At most one reading (accept, recv) and one writing
+/// (connect, send) operation per descriptor at a time.
+struct op {
+  reactor* owner = nullptr;
+  op_kind kind = op_kind::recv;
+  int fd = -1;
+  void* buf = nullptr;
+  std::size_t len = 0;
+  const sockaddr* addr = nullptr;  ///< connect
+  socklen_t addrlen = 0;
+  int result = 0;
+  bool started = false;  ///< epoll connect: in progress
+  std::coroutine_handle<> waiter;
+
+  bool await_ready() const noexcept { return owner == nullptr; }
+  /// False (no suspension) when it completed at once.
+  bool await_suspend(std::coroutine_handle<> h);
+  int await_resume() const noexcept { return result; }
+};
 
 /// One thread's event loop core.
 ///
@@ -102,6 +130,17 @@ class reactor {
   [[nodiscard]] timer_awaiter sleep_for(clock::duration d) { return {this, clock::now() + d}; }
 
   std::size_t pending_timers() const noexcept { return timers_.size(); }
+
+  /// Starts `o`; false if it completed at once (o.result is set).
+  bool start(op& o);
+  /// Socket operations started and not yet completed.
+  std::size_t in_flight() const noexcept;
+  /// Shutting down: operations in flight end with -ECANCELED, and later
+  /// ones at once, so that nothing waits for a peer for ever.
+  void cancel_all();
+  /// Sockets for this reactor must be non-blocking (epoll); io_uring
+  /// wants them blocking, so that it waits in the kernel, not us.
+  bool wants_nonblocking() const noexcept { return kind() == backend::epoll; }
 
  private:
   struct timer {
