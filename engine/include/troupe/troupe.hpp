@@ -7,4 +7,5 @@
 #include "troupe/result.hpp"
 #include "troupe/system.hpp"
 #include "troupe/task.hpp"
+#include "troupe/wire.hpp"
 #include "troupe/worker_pool.hpp"

@@ -1,0 +1,293 @@
+// The wire: the registry of message types that cross between engines, and
+// the frames that carry them (see frame.hpp for the layout).
+
+#include <mutex>
+#include <shared_mutex>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "frame.hpp"
+#include "troupe/lifecycle.hpp"
+#include "troupe/message.hpp"
+
+namespace troupe::internal {
+
+namespace {
+
+struct registry {
+  std::shared_mutex lock;
+  std::unordered_map<const message_type*, const wire_codec*> by_type;
+  std::unordered_map<std::string_view, const wire_codec*> by_name;
+  std::vector<std::unique_ptr<wire_codec>> owned;
+};
+
+registry& the_registry() {
+  static registry r;
+  return r;
+}
+
+// The engine's own messages cross like any other.
+struct builtins {
+  builtins() {
+    register_message<done>("troupe.done");
+    register_message<exit_request>("troupe.exit_request");
+    register_message<address>("troupe.address");
+    register_message<std::string>("troupe.string");
+    register_message<std::vector<std::byte>>("troupe.bytes");
+    register_message<bool>("troupe.bool");
+    register_message<int>("troupe.int");
+    register_message<std::int64_t>("troupe.int64");
+    register_message<std::uint64_t>("troupe.uint64");
+    register_message<double>("troupe.double");
+  }
+};
+
+void ensure_builtins();
+
+}  // namespace
+
+}  // namespace troupe::internal
+
+namespace troupe {
+// ask_failure and terminated carry strings: CBOR through to_json/from_json.
+namespace internal {
+void to_json(nlohmann::json& j, const ask_failure& f) {
+  j = {{"code", static_cast<int>(f.code)}, {"text", f.text}};
+}
+void from_json(const nlohmann::json& j, ask_failure& f) {
+  f.code = static_cast<errc>(j.at("code").get<int>());
+  f.text = j.at("text").get<std::string>();
+}
+}  // namespace internal
+void to_json(nlohmann::json& j, const terminated& t) {
+  const auto b = t.who.to_bytes();
+  j = {{"who", nlohmann::json::binary(std::vector<std::uint8_t>(
+                   reinterpret_cast<const std::uint8_t*>(b.data()),
+                   reinterpret_cast<const std::uint8_t*>(b.data()) + b.size()))},
+       {"reason", t.reason}};
+}
+void from_json(const nlohmann::json& j, terminated& t) {
+  const auto& bin = j.at("who").get_binary();
+  if (bin.size() != address::wire_size) throw std::invalid_argument("bad address in terminated");
+  std::array<std::byte, address::wire_size> b;
+  std::memcpy(b.data(), bin.data(), b.size());
+  t.who = address::from_bytes(b);
+  t.reason = j.at("reason").get<std::string>();
+}
+}  // namespace troupe
+
+namespace troupe::internal {
+
+namespace {
+void ensure_builtins() {
+  static const bool once = [] {
+    builtins b;
+    register_message<ask_failure>("troupe.ask_failure");
+    register_message<terminated>("troupe.terminated");
+    return true;
+  }();
+  (void)once;
+}
+}  // namespace
+
+void register_codec(wire_codec c) {
+  registry& r = the_registry();
+  std::unique_lock g(r.lock);
+  if (auto it = r.by_name.find(c.name); it != r.by_name.end()) {
+    if (it->second->type == c.type) return;  // the same registration again
+    throw std::invalid_argument("message name '" + c.name + "' is already registered for " +
+                                type_name(it->second->type) + ", not " + type_name(c.type));
+  }
+  if (auto it = r.by_type.find(c.type); it != r.by_type.end()) {
+    throw std::invalid_argument(type_name(c.type) + " is already registered as '" +
+                                it->second->name + "', not '" + c.name + "'");
+  }
+  auto owned = std::make_unique<wire_codec>(std::move(c));
+  r.by_type[owned->type] = owned.get();
+  r.by_name[owned->name] = owned.get();
+  r.owned.push_back(std::move(owned));
+}
+
+const wire_codec* codec_for(const message_type* t) noexcept {
+  ensure_builtins();
+  registry& r = the_registry();
+  std::shared_lock g(r.lock);
+  auto it = r.by_type.find(t);
+  return it == r.by_type.end() ? nullptr : it->second;
+}
+
+const wire_codec* codec_named(std::string_view name) noexcept {
+  ensure_builtins();
+  registry& r = the_registry();
+  std::shared_lock g(r.lock);
+  auto it = r.by_name.find(name);
+  return it == r.by_name.end() ? nullptr : it->second;
+}
+
+namespace frame {
+
+namespace {
+
+void put_u16(std::string& out, std::uint16_t v) {
+  out.push_back(static_cast<char>(v & 0xff));
+  out.push_back(static_cast<char>(v >> 8));
+}
+void put_u32(std::string& out, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_u64(std::string& out, std::uint64_t v) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_address(std::string& out, const address& a) {
+  const auto b = a.to_bytes();
+  out.append(reinterpret_cast<const char*>(b.data()), b.size());
+}
+void patch_u32(std::string& out, std::size_t at, std::uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+/// A bounds-checked cursor over a frame body.
+struct cursor {
+  std::string_view s;
+  std::size_t at = 0;
+  bool has(std::size_t n) const { return s.size() - at >= n; }
+  std::uint8_t u8() { return static_cast<std::uint8_t>(s[at++]); }
+  std::uint16_t u16() {
+    std::uint16_t v = static_cast<std::uint8_t>(s[at]) | static_cast<std::uint8_t>(s[at + 1]) << 8;
+    at += 2;
+    return v;
+  }
+  std::uint32_t u32() {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= std::uint32_t(static_cast<std::uint8_t>(s[at + i])) << (8 * i);
+    at += 4;
+    return v;
+  }
+  std::uint64_t u64() {
+    std::uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= std::uint64_t(static_cast<std::uint8_t>(s[at + i])) << (8 * i);
+    at += 8;
+    return v;
+  }
+  address addr() {
+    std::array<std::byte, address::wire_size> b;
+    std::memcpy(b.data(), s.data() + at, b.size());
+    at += b.size();
+    return address::from_bytes(b);
+  }
+};
+
+constexpr std::uint8_t tag_define = 1;
+constexpr std::uint8_t tag_message = 2;
+constexpr std::size_t message_fixed = 2 + 1 + 16 + 16 + 8 + 4;
+
+}  // namespace
+
+void writer::open(kind k) {
+  close_open();
+  const std::size_t at = buf_.size();
+  put_u32(buf_, 0);
+  buf_.push_back(static_cast<char>(k));
+  if (k == kind::messages) open_ = at;
+}
+
+void writer::close_open() {
+  if (open_ == npos) return;
+  patch_u32(buf_, open_, static_cast<std::uint32_t>(buf_.size() - open_ - header_bytes));
+  open_ = npos;
+}
+
+bool writer::add(const envelope& e) {
+  const wire_codec* c = codec_for(e.type);
+  if (!c) return false;
+  if (open_ == npos || buf_.size() - open_ > default_max_frame / 2) open(kind::messages);
+  auto [it, fresh] = ids_.try_emplace(e.type, static_cast<std::uint16_t>(ids_.size() + 1));
+  if (fresh) {
+    buf_.push_back(static_cast<char>(tag_define));
+    put_u16(buf_, it->second);
+    put_u16(buf_, static_cast<std::uint16_t>(c->name.size()));
+    buf_.append(c->name);
+  }
+  buf_.push_back(static_cast<char>(tag_message));
+  put_u16(buf_, it->second);
+  buf_.push_back(static_cast<char>(e.is_reply() ? 1 : 0));
+  put_address(buf_, e.target);
+  put_address(buf_, e.sender);
+  put_u64(buf_, e.request);
+  const std::size_t len_at = buf_.size();
+  put_u32(buf_, 0);
+  c->encode(const_cast<envelope&>(e).payload(), buf_);
+  patch_u32(buf_, len_at, static_cast<std::uint32_t>(buf_.size() - len_at - 4));
+  return true;
+}
+
+void writer::heartbeat() { open(kind::heartbeat); }
+
+void writer::goodbye(std::string_view reason) {
+  open(kind::goodbye);
+  const std::size_t at = buf_.size() - header_bytes;
+  buf_.append(reason);
+  patch_u32(buf_, at, static_cast<std::uint32_t>(reason.size()));
+}
+
+std::string writer::take() {
+  close_open();
+  std::string out;
+  out.swap(buf_);
+  return out;
+}
+
+std::string reader::decode_messages(std::string_view body, std::vector<incoming>& out) {
+  cursor c{body};
+  while (c.at < body.size()) {
+    const std::uint8_t tag = c.u8();
+    if (tag == tag_define) {
+      if (!c.has(4)) return "truncated type definition";
+      const std::uint16_t id = c.u16();
+      const std::uint16_t len = c.u16();
+      if (!c.has(len)) return "truncated type name";
+      std::string name(body.substr(c.at, len));
+      c.at += len;
+      if (id == 0) return "type id 0 defined";
+      if (name.empty()) return "empty type name for id " + std::to_string(id);
+      if (id > names_.size() + 1) return "type id " + std::to_string(id) + " defined out of order";
+      if (id <= names_.size()) return "type id " + std::to_string(id) + " defined twice";
+      codecs_.push_back(codec_named(name));
+      names_.push_back(std::move(name));
+    } else if (tag == tag_message) {
+      if (!c.has(message_fixed)) return "truncated message record";
+      const std::uint16_t id = c.u16();
+      const std::uint8_t flags = c.u8();
+      if (id == 0 || id > names_.size()) {
+        return "message of type id " + std::to_string(id) + ", which was never defined";
+      }
+      if (flags > 1) return "unknown message flags " + std::to_string(flags);
+      incoming m;
+      m.target = c.addr();
+      m.sender = c.addr();
+      m.request = c.u64();
+      m.reply = (flags & 1) != 0;
+      const std::uint32_t len = c.u32();
+      if (!c.has(len)) return "payload of " + std::to_string(len) + " bytes overruns its frame";
+      if (m.request >= (std::uint64_t{1} << 61)) return "request id out of range";
+      m.type_name = names_[id - 1];
+      if (const wire_codec* codec = codecs_[id - 1]) {
+        std::string why;
+        m.e = codec->decode(reinterpret_cast<const std::byte*>(body.data() + c.at), len, why);
+        if (!m.e) return "bad payload for " + names_[id - 1] + ": " + why;
+        m.e->target = m.target;
+        m.e->sender = m.sender;
+        m.e->request = m.request;
+        if (m.reply) m.e->flags |= flag_reply;
+      }
+      c.at += len;
+      out.push_back(std::move(m));
+    } else {
+      return "unknown record tag " + std::to_string(tag);
+    }
+  }
+  return {};
+}
+
+}  // namespace frame
+}  // namespace troupe::internal
