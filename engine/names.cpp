@@ -26,6 +26,7 @@ const char* to_string(errc e) noexcept {
     case errc::mailbox_full: return "mailbox full";
     case errc::not_found: return "not found";
     case errc::io: return "i/o error";
+    case errc::peer_lost: return "peer lost";
   }
   return "unknown";
 }
@@ -39,6 +40,8 @@ const char* to_string(dead_reason r) noexcept {
     case dead_reason::no_route: return "no route";
     case dead_reason::late_reply: return "late reply";
     case dead_reason::mailbox_full: return "mailbox full";
+    case dead_reason::unknown_type: return "unknown type";
+    case dead_reason::peer_lost: return "peer lost";
     case dead_reason::count_: break;
   }
   return "unknown";

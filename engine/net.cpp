@@ -41,6 +41,14 @@ result<socket> tcp_socket(const char* what) {
 
 }  // namespace
 
+void adapt(socket& s) noexcept {
+  io::reactor* r = internal::current_reactor();
+  const int flags = ::fcntl(s.fd(), F_GETFL);
+  if (flags < 0) return;
+  const bool nonblocking = r && r->wants_nonblocking();
+  ::fcntl(s.fd(), F_SETFL, nonblocking ? flags | O_NONBLOCK : flags & ~O_NONBLOCK);
+}
+
 void socket::close() noexcept {
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
 }

@@ -89,8 +89,8 @@ shard::slot_entry& shard::entry(std::uint32_t slot) {
 void shard::send(envelope* e) {
   if ((e->flags & flag_control) == 0) shard_counters::bump(counters_.sent);
   const address to = e->target;  // a copy: once published, `e` belongs to another shard
-  if (to.engine() != engine_) {
-    dead_letter(e, to.is_null() ? dead_reason::no_such_actor : dead_reason::no_route);
+  if (to.engine() != engine_) [[unlikely]] {
+    send_remote(e);
     return;
   }
   if (to.shard() == index_) {
@@ -130,6 +130,27 @@ void shard::send(envelope* e) {
     dead_letter(e, dead_reason::no_such_actor);
     return;
   }
+  push_lane(to.shard(), e);
+}
+
+void shard::send_remote(envelope* e) {
+  if (e->target.is_null()) {
+    dead_letter(e, dead_reason::no_such_actor);
+  } else if (e->flags & flag_control) {
+    // Watches and names across engines come with the directory between
+    // engines; until then the control message ends here.
+    destroy_envelope(e);
+  } else if (links_) {
+    links_->send(e);
+  } else if (index_ != 0 && sys_.has_links()) {
+    push_lane(0, e);  // shard 0 holds the links; the lane keeps this sender's order
+  } else {
+    dead_letter(e, dead_reason::no_route);
+  }
+}
+
+void shard::push_lane(std::uint16_t dst, envelope* e) {
+  const address to(engine_, dst, 0, 0);
   lane& l = out_[to.shard()];
   if (l.overflow_head == nullptr && l.ring->push(e)) {
     // A handler that sends thousands of messages must not leave the other
@@ -159,6 +180,10 @@ void shard::send_reply(const envelope& request, envelope* reply) {
 void shard::deliver_here(envelope* e) {
   if (e->flags & flag_control) {
     handle_control(e);
+    return;
+  }
+  if (e->target.engine() != engine_) [[unlikely]] {  // from a lane, for a link
+    send_remote(e);
     return;
   }
   if (e->is_reply()) {
@@ -245,6 +270,15 @@ void shard::handle_control(envelope* e) {
     return;
   } else if (handle_name_control(e)) {
     return;
+  } else if (e->type == type_id<peer_lost_msg>()) {
+    const peer_lost_msg& m = e->as<peer_lost_msg>();
+    for (std::uint32_t i = 0; i < pending_.size(); ++i) {
+      pending_entry& pe = pending_[i];
+      if (pe.waiter && pe.target.engine() == m.engine) {
+        fail_ask((static_cast<std::uint64_t>(pe.generation) << 32) | (i + 1), errc::peer_lost,
+                 m.why);
+      }
+    }
   } else if (e->type == type_id<set_dead_letter_handler_msg>()) {
     dead_letter_handler_ = e->as<set_dead_letter_handler_msg>().handler;
   } else if (e->type == type_id<escalation>() || e->type == type_id<halt>() ||
@@ -422,6 +456,7 @@ bool shard::step() {
   work |= run_ready();
   work |= run_timers();
   work |= flush_outbound();
+  if (links_) links_->flush();
   // Socket completions: looked for when the shard has nothing else to do,
   // and every few passes while it is busy, so that neither waits long.
   if (reactor_ && reactor_->in_flight() > 0 && (!work || (++io_passes_ & 15) == 0)) {
@@ -433,6 +468,7 @@ bool shard::step() {
 }
 
 void shard::run() {
+  if (links_) links_->start();
   while (phase_ != shutdown_phase::closed) {
     if (step()) continue;
     // Out of work: poll the lanes a little, then sleep in the kernel.
@@ -657,6 +693,33 @@ bool shard::finish_message(actor_base& a, envelope* e, bool handled, failure* fp
     return end_actor(a, kind, std::move(reason), false);
   }
   return true;
+}
+
+void shard::count_unknown_type(std::string_view name, const address& target) {
+  shard_counters::bump(counters_.sent);  // it arrived here, and ends here
+  shard_counters::bump(counters_.dead[static_cast<std::size_t>(dead_reason::unknown_type)]);
+  if (may_log()) {
+    spdlog::info("dead letter (unknown type): '{}' to {} from another engine", name,
+                 target.to_string());
+  }
+}
+
+void shard::count_peer_lost(std::size_t n) {
+  // Encoded for the link and counted as gone to it; they never left.
+  for (std::size_t i = 0; i < n; ++i) {
+    shard_counters::drop(counters_.remote_out);
+    shard_counters::bump(counters_.dead[static_cast<std::size_t>(dead_reason::peer_lost)]);
+  }
+}
+
+void shard::peer_lost(std::uint32_t engine, std::string why) {
+  sys_.fail_outside_asks(engine, why);
+  for (std::size_t i = 0; i < shard_count(); ++i) {
+    envelope* e = make_envelope(peer_lost_msg{engine, why}, address{},
+                                address(engine_, static_cast<std::uint16_t>(i), 0, 0));
+    e->flags |= flag_control;
+    send(e);
+  }
 }
 
 void shard::notify_watcher(const address& watcher, const address& who, std::string reason) {
@@ -940,6 +1003,7 @@ void shard::enter_phase(shutdown_phase p) {
     case shutdown_phase::cancel_waits: {
       // Asks end with an error, sleeps end now, wakeups are dead letters,
       // socket operations end with ECANCELED.
+      if (links_) links_->stop();
       if (reactor_) reactor_->cancel_all();
       std::vector<timer_entry> timers = std::move(timers_);
       timers_.clear();

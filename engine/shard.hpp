@@ -24,6 +24,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "link.hpp"
 #include "spsc_ring.hpp"
 #include "troupe/actor.hpp"
 #include "troupe/io/reactor.hpp"
@@ -42,6 +43,7 @@ struct alignas(64) shard_counters {
   std::atomic<std::uint64_t> delivered{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(dead_reason::count_)> dead{};
   std::atomic<std::uint64_t> poisoned{0};
+  std::atomic<std::uint64_t> remote_out{0};  ///< handed to links to other engines
   std::atomic<std::uint64_t> failures{0};
   std::atomic<std::uint64_t> restarts{0};
   std::atomic<std::uint64_t> spawned{0};
@@ -99,6 +101,17 @@ class alignas(64) shard {
   void resume_fiber(actor_base& a);
   void dead_letter(envelope* e, dead_reason why, const actor_base* at = nullptr);
   void set_dead_letter_handler(const address& handler) { dead_letter_handler_ = handler; }
+
+  // --- links to other engines (shard 0) ---
+  link_table* links() noexcept { return links_.get(); }
+  void set_links(std::unique_ptr<link_table> t) { links_ = std::move(t); }
+  void count_remote_out() noexcept { shard_counters::bump(counters_.remote_out); }
+  /// A message from a link whose type this engine does not know.
+  void count_unknown_type(std::string_view name, const address& target);
+  /// `n` messages queued on a link that died.
+  void count_peer_lost(std::size_t n);
+  /// Every shard fails its asks to `engine` with `why`.
+  void peer_lost(std::uint32_t engine, std::string why);
   /// Tells `watcher` that `who` ended, and why.
   void notify_watcher(const address& watcher, const address& who, std::string reason);
 
@@ -192,6 +205,8 @@ class alignas(64) shard {
 
   // routing
   void deliver_here(envelope* e);
+  void send_remote(envelope* e);
+  void push_lane(std::uint16_t dst, envelope* e);
   /// deliver_here from the top of the loop (never inside a handler): an
   /// idle actor with an empty mailbox handles `e` at once.
   void deliver_inbound(envelope* e);
@@ -371,6 +386,7 @@ class alignas(64) shard {
   // shutdown
   shutdown_phase phase_ = shutdown_phase::running;
   unsigned io_passes_ = 0;
+  std::unique_ptr<link_table> links_;
 
   // placement
   std::uint32_t round_robin_ = 0;

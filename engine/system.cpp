@@ -51,6 +51,7 @@ system_impl::system_impl(system_options options) : options_(options) {
     }
     shards_[s]->connect(std::move(in), std::move(out));
   }
+  set_up_links();
   if (options_.inline_mode) {
     shard* saved = this_shard;
     shards_[0]->attach(options_.io);
@@ -58,6 +59,41 @@ system_impl::system_impl(system_options options) : options_(options) {
   } else {
     start_threads();
   }
+}
+
+void system_impl::set_up_links() {
+  if (options_.listen.empty() && options_.peers.empty()) return;
+  if (options_.inline_mode) {
+    throw std::invalid_argument("links to other engines need shard threads, not inline mode");
+  }
+  std::string host;
+  std::uint16_t port = 0;
+  for (const std::string& p : options_.peers) {
+    if (!parse_peer(p, host, port) || port == 0) {
+      throw std::invalid_argument("peer '" + p + "' is not host:port");
+    }
+  }
+  link_options lo;
+  lo.peers = options_.peers;
+  lo.convention = options_.convention;
+  lo.secret = options_.secret;
+  lo.heartbeat = options_.heartbeat;
+  lo.peer_timeout = options_.peer_timeout;
+  lo.max_frame = options_.max_frame;
+  auto table = std::make_unique<link_table>(*shards_[0], lo);
+  if (!options_.listen.empty()) {
+    if (!parse_peer(options_.listen, host, port)) {
+      throw std::invalid_argument("listen address '" + options_.listen + "' is not host:port");
+    }
+    auto s = net::listen(host, port);  // blocking until shard 0 adapts it
+    if (!s)
+      throw std::runtime_error("cannot listen for peers on " + options_.listen + ": " +
+                               s.err().text());
+    listen_port_ = s->local_port();
+    table->adopt_listener(std::move(*s));
+  }
+  shards_[0]->set_links(std::move(table));
+  has_links_ = true;
 }
 
 void system_impl::start_threads() {
@@ -180,9 +216,12 @@ void system_impl::outside_send(envelope* e) {
   dead_reason why = dead_reason::count_;
   if (stopped())
     why = dead_reason::shutting_down;
-  else if (to.engine() != options_.engine_id)
+  else if (to.engine() != options_.engine_id && (to.is_null() || !has_links_ || control))
     why = to.is_null() ? dead_reason::no_such_actor : dead_reason::no_route;
-  else if (to.shard() >= shards_.size())
+  else if (to.engine() != options_.engine_id) {
+    shards_[0]->post_outside(e);  // shard 0 holds the links to other engines
+    return;
+  } else if (to.shard() >= shards_.size())
     why = dead_reason::no_such_actor;
   if (why != dead_reason::count_) {
     if (control) {
@@ -198,6 +237,20 @@ void system_impl::outside_send(envelope* e) {
     return;
   }
   shards_[to.shard()]->post_outside(e);
+}
+
+void system_impl::fail_outside_asks(std::uint32_t engine, const std::string& why) {
+  std::lock_guard g(waiters_lock_);
+  for (auto it = waiters_.begin(); it != waiters_.end();) {
+    outside_waiter* w = it->second;
+    if (w->target.engine() == engine && !w->reply) {
+      w->reply = make_envelope(ask_failure{errc::peer_lost, why}, address{}, address{});
+      it = waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  waiters_cv_.notify_all();
 }
 
 bool system_impl::deliver_outside(envelope* reply) {
@@ -221,6 +274,7 @@ envelope* system_impl::outside_ask(envelope* request, duration timeout) {
   outside_waiter w;
   const std::uint64_t id = next_request_.fetch_add(1, std::memory_order_relaxed);
   const address target = request->target;
+  w.target = target;
   request->request = id;
   request->sender = address(options_.engine_id, address::outside_shard, 0, 1);
   {
@@ -364,6 +418,7 @@ stats system_impl::counters() const {
     st.poisoned += c.poisoned.load(std::memory_order_relaxed);
     st.failures += c.failures.load(std::memory_order_relaxed);
     st.restarts += c.restarts.load(std::memory_order_relaxed);
+    st.sent_remote += c.remote_out.load(std::memory_order_relaxed);
     st.actors_live += c.live.load(std::memory_order_relaxed);
     st.actors_spawned += c.spawned.load(std::memory_order_relaxed);
   };
@@ -429,6 +484,7 @@ system::~system() = default;
 std::uint64_t system::run_until_idle() { return impl_->run_until_idle(); }
 void system::stop() { impl_->stop(); }
 std::size_t system::shard_count() const noexcept { return impl_->shard_count(); }
+std::uint16_t system::listen_port() const noexcept { return impl_->listen_port(); }
 std::uint32_t system::engine_id() const noexcept { return impl_->engine(); }
 stats system::counters() const { return impl_->counters(); }
 std::string system::io_description() const { return impl_->io_description(); }

@@ -58,6 +58,11 @@ struct restart_request {
 struct set_dead_letter_handler_msg {
   address handler;
 };
+/// To every shard: the link to `engine` is gone; fail the asks to it.
+struct peer_lost_msg {
+  std::uint32_t engine;
+  std::string why;
+};
 /// To a name's directory shard (an ask; the reply is the address): the
 /// actor of that name, made from `actor` if there is none yet.
 struct name_claim {
@@ -94,6 +99,8 @@ class system_impl {
   std::size_t shard_count() const noexcept { return shards_.size(); }
   std::uint32_t engine() const noexcept { return options_.engine_id; }
   bool inline_mode() const noexcept { return options_.inline_mode; }
+  bool has_links() const noexcept { return has_links_; }
+  std::uint16_t listen_port() const noexcept { return listen_port_; }
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
   /// Chooses the shard for a new actor.
@@ -102,6 +109,8 @@ class system_impl {
   envelope* outside_ask(envelope* request, duration timeout);
   /// From a shard: a reply to an outside asker. False if nobody waits (late).
   bool deliver_outside(envelope* reply);
+  /// The link to `engine` died: outside asks waiting on it end with `why`.
+  void fail_outside_asks(std::uint32_t engine, const std::string& why);
 
   stats counters() const;
   std::string io_description() const;
@@ -114,8 +123,10 @@ class system_impl {
  private:
   struct outside_waiter {
     envelope* reply = nullptr;
+    address target;
   };
   void start_threads();
+  void set_up_links();
   void wait_quiet();
   void broadcast_phase(shutdown_phase p);
   void dead_letter_outside(envelope* e, dead_reason why);
@@ -132,6 +143,8 @@ class system_impl {
   std::condition_variable waiters_cv_;
   std::unordered_map<std::uint64_t, outside_waiter*> waiters_;
   std::atomic<std::uint64_t> next_request_{1};
+  bool has_links_ = false;
+  std::uint16_t listen_port_ = 0;
 };
 
 }  // namespace troupe::internal

@@ -163,6 +163,11 @@ class actor_base {
     std::coroutine_handle<> waiter_;
   };
 
+  // GCC 12 moves a temporary that lives across a co_await into the
+  // coroutine frame byte by byte, which breaks types that point into
+  // themselves (a short std::string does): with it, name such a message
+  // first (`msg m{...}; co_await ask<R>(to, std::move(m), t);`) rather than
+  // writing `co_await ask<R>(to, msg{...}, t)`.
   template <class R, message M>
   [[nodiscard]] ask_awaiter<R> ask(const address& to, M msg, duration timeout) {
     return ask_awaiter<R>(home_shard(), internal::make_envelope(std::move(msg), self(), to),

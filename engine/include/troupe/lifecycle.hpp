@@ -22,6 +22,8 @@ enum class dead_reason : std::uint8_t {
   no_route,       ///< the address is on another engine and there is no link to it
   late_reply,     ///< a reply that came after its ask ended
   mailbox_full,   ///< the actor's bounded mailbox had no room
+  unknown_type,   ///< its type is not registered for the wire (sending or receiving engine)
+  peer_lost,      ///< queued for a link to another engine when the link died
   count_
 };
 const char* to_string(dead_reason r) noexcept;

@@ -50,6 +50,9 @@ class socket {
   int fd_ = -1;
 };
 
+/// Makes `s` suit the calling shard's reactor (non-blocking for epoll).
+void adapt(socket& s) noexcept;
+
 /// Binds and listens on `host` (an IPv4 address, e.g. "127.0.0.1";
 /// "0.0.0.0" for all) and `port` (0: any free port). On a shard's thread
 /// (the socket suits that shard's reactor).

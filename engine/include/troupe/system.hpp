@@ -6,6 +6,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "troupe/actor.hpp"
 #include "troupe/address.hpp"
@@ -30,6 +31,8 @@ struct stats {
   /// Handler failures, and restarts of failed actors.
   std::uint64_t failures = 0;
   std::uint64_t restarts = 0;
+  /// Messages handed to links to other engines (delivered there).
+  std::uint64_t sent_remote = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(dead_reason::count_)> dead_by_reason{};
   std::uint64_t actors_live = 0;
   std::uint64_t actors_spawned = 0;
@@ -52,6 +55,24 @@ struct system_options {
   bool pin_shards = true;
   /// The root guardian's policy: for actors spawned from outside.
   supervision_policy root_supervision{};
+
+  // --- links to other engines ---
+  /// "host:port" to accept peer engines on (port 0: any free port, see
+  /// system::listen_port()); empty: none.
+  std::string listen{};
+  /// "host:port" of peer engines to connect to, and reconnect to.
+  std::vector<std::string> peers{};
+  /// Engines link only within one convention.
+  std::string convention = "troupe";
+  /// A shared secret: a peer must prove it knows it (HMAC-SHA256
+  /// challenge-response). Empty: no proof asked.
+  std::string secret{};
+  /// A link sends a heartbeat when it has been quiet this long, and is
+  /// declared dead after `peer_timeout` without hearing anything.
+  duration heartbeat = std::chrono::milliseconds(500);
+  duration peer_timeout = std::chrono::seconds(3);
+  /// The largest frame a link accepts, in bytes.
+  std::size_t max_frame = 16u << 20;
 };
 
 /// An engine: its shards, their threads and their actors.
@@ -126,6 +147,8 @@ class system {
   void stop();
 
   std::size_t shard_count() const noexcept;
+  /// The port peer engines connect to (when system_options::listen is set).
+  std::uint16_t listen_port() const noexcept;
   std::uint32_t engine_id() const noexcept;
   stats counters() const;
   /// "io_uring (single_issuer ...)" or "epoll (...)".

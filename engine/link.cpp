@@ -1,0 +1,406 @@
+#include "link.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <spdlog/spdlog.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <cstring>
+
+#include "shard.hpp"
+#include "system_impl.hpp"
+
+namespace troupe::internal {
+
+namespace {
+
+using clk = std::chrono::steady_clock;
+constexpr char magic[4] = {'T', 'R', 'P', 'E'};
+constexpr std::uint16_t protocol_version = 1;
+constexpr std::size_t nonce_bytes = 32;
+constexpr std::size_t proof_bytes = 32;
+constexpr std::size_t recv_chunk = 64 * 1024;
+
+using nonce = std::array<std::uint8_t, nonce_bytes>;
+using proof = std::array<std::uint8_t, proof_bytes>;
+
+nonce fresh_nonce() {
+  nonce n{};
+  std::size_t got = 0;
+  while (got < n.size()) {
+    const auto r = ::getrandom(n.data() + got, n.size() - got, 0);
+    if (r > 0) got += static_cast<std::size_t>(r);
+  }
+  return n;
+}
+
+proof make_proof(const std::string& secret, const nonce& challenge, std::uint32_t engine) {
+  std::string data = "troupe-link";
+  data.append(reinterpret_cast<const char*>(challenge.data()), challenge.size());
+  for (int i = 0; i < 4; ++i) data.push_back(static_cast<char>((engine >> (8 * i)) & 0xff));
+  proof p{};
+  unsigned len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(data.data()), data.size(), p.data(), &len);
+  return p;
+}
+
+std::span<const std::byte> bytes_of(const std::string& s) {
+  return std::as_bytes(std::span<const char>(s.data(), s.size()));
+}
+
+/// Reads exactly `n` bytes (never more: what follows belongs to frames).
+task<bool> recv_exact(const net::socket& s, std::byte* out, std::size_t n) {
+  std::size_t got = 0;
+  while (got < n) {
+    auto r = co_await net::recv(s, std::span<std::byte>(out + got, n - got));
+    if (!r || *r == 0) co_return false;
+    got += *r;
+  }
+  co_return true;
+}
+
+std::uint16_t get_u16(const std::byte* p) {
+  return static_cast<std::uint16_t>(std::to_integer<unsigned>(p[0]) |
+                                    std::to_integer<unsigned>(p[1]) << 8);
+}
+std::uint32_t get_u32(const std::byte* p) {
+  std::uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= std::to_integer<std::uint32_t>(p[i]) << (8 * i);
+  return v;
+}
+
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = text.substr(0, colon);
+  try {
+    const unsigned long p = std::stoul(text.substr(colon + 1));
+    if (p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+link_table::link_table(shard& s, link_options o) : shard_(s), opts_(std::move(o)) {}
+
+link_table::~link_table() = default;
+
+void link_table::adopt_listener(net::socket s) {
+  listener_ = std::move(s);
+  listen_port_ = listener_.local_port();
+}
+
+void link_table::start() {
+  if (listener_) {
+    net::adapt(listener_);
+    accept_loop();
+  }
+  for (const std::string& p : opts_.peers) dial_loop(p);
+  if (listener_ || !opts_.peers.empty()) tick_loop();
+}
+
+detached link_table::accept_loop() {
+  while (!stopping_) {
+    auto s = co_await net::accept(listener_);
+    if (!s) {
+      if (stopping_) break;
+      spdlog::warn("engine {}: accepting a peer failed: {}", shard_.engine(), s.err().describe());
+      co_await sleep_for{std::chrono::milliseconds(100)};
+      continue;
+    }
+    auto l = std::make_unique<link>(opts_.max_frame);
+    l->sock = std::move(*s);
+    l->peer_text = "accepted";
+    link* raw = l.get();
+    links_.push_back(std::move(l));
+    serve_accepted(raw);
+  }
+}
+
+detached link_table::serve_accepted(link* l) { co_await run_link(l); }
+
+detached link_table::dial_loop(std::string peer) {
+  std::string host;
+  std::uint16_t port = 0;
+  split_host_port(peer, host, port);  // checked when the engine was set up
+  auto backoff = std::chrono::milliseconds(100);
+  while (!stopping_) {
+    auto s = co_await net::connect(host, port);
+    if (s) {
+      auto l = std::make_unique<link>(opts_.max_frame);
+      l->sock = std::move(*s);
+      l->peer_text = peer;
+      link* raw = l.get();
+      links_.push_back(std::move(l));
+      const bool was_up = co_await run_link(raw);
+      if (was_up) backoff = std::chrono::milliseconds(100);
+    } else if (backoff == std::chrono::milliseconds(100)) {
+      spdlog::info("engine {}: peer {} not reachable yet: {}", shard_.engine(), peer,
+                   s.err().describe());
+    }
+    if (stopping_) break;
+    co_await sleep_for{backoff};
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+task<bool> link_table::run_link(link* l) {
+  ++l->tasks;
+  l->last_heard = l->last_sent = clk::now();
+  bool was_up = false;
+  if (co_await handshake(l)) {
+    was_up = true;
+    l->up = true;
+    if (!by_engine_.contains(l->peer_engine)) by_engine_[l->peer_engine] = l;
+    spdlog::info("engine {}: link to engine {} ({}) is up", shard_.engine(), l->peer_engine,
+                 l->peer_text);
+    std::vector<std::byte> buf(recv_chunk);
+    while (!l->closed) {
+      auto n = co_await net::recv(l->sock, buf);
+      if (l->closed) break;
+      if (!n || *n == 0) {
+        close(l, n ? "the peer closed the connection" : n.err().describe());
+        break;
+      }
+      l->last_heard = clk::now();
+      l->in.feed(buf.data(), *n);
+      const std::string error = l->in.drain(
+          [&](frame::incoming&& m) { deliver(l, std::move(m)); },
+          [&](frame::kind k, std::string_view body) {
+            if (k == frame::kind::goodbye) close(l, "the peer said goodbye: " + std::string(body));
+          });
+      if (!error.empty()) {
+        close(l, "malformed input: " + error);
+        break;
+      }
+    }
+  }
+  release(l);
+  co_return was_up;
+}
+
+task<bool> link_table::handshake(link* l) {
+  const nonce mine = fresh_nonce();
+  std::string hello(magic, sizeof magic);
+  auto put = [&hello](std::uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) hello.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  put(protocol_version, 2);
+  put(shard_.engine(), 4);
+  put(opts_.convention.size(), 2);
+  hello += opts_.convention;
+  hello.append(reinterpret_cast<const char*>(mine.data()), mine.size());
+  if (!co_await net::send_all(l->sock, bytes_of(hello))) {
+    close(l, "could not send the handshake");
+    co_return false;
+  }
+  std::array<std::byte, 12> head;
+  if (!co_await recv_exact(l->sock, head.data(), head.size())) {
+    close(l, "the peer closed the connection during the handshake");
+    co_return false;
+  }
+  if (std::memcmp(head.data(), magic, sizeof magic) != 0) {
+    close(l, "refused: no troupe handshake (bad magic)");
+    co_return false;
+  }
+  const std::uint16_t version = get_u16(head.data() + 4);
+  const std::uint32_t engine = get_u32(head.data() + 6);
+  const std::uint16_t conv_len = get_u16(head.data() + 10);
+  std::vector<std::byte> rest(conv_len + nonce_bytes);
+  if (!co_await recv_exact(l->sock, rest.data(), rest.size())) {
+    close(l, "the peer closed the connection during the handshake");
+    co_return false;
+  }
+  const std::string convention(reinterpret_cast<const char*>(rest.data()), conv_len);
+  nonce theirs;
+  std::memcpy(theirs.data(), rest.data() + conv_len, nonce_bytes);
+  l->peer_engine = engine;
+  if (version != protocol_version) {
+    close(l, "refused: protocol version " + std::to_string(version) + ", this engine speaks " +
+                 std::to_string(protocol_version));
+    co_return false;
+  }
+  if (convention != opts_.convention) {
+    close(l, "refused: the peer is in convention '" + convention + "', this engine in '" +
+                 opts_.convention + "'");
+    co_return false;
+  }
+  if (engine == shard_.engine() || engine == 0) {
+    close(l, "refused: the peer claims engine id " + std::to_string(engine) +
+                 ", which is this engine's or invalid");
+    co_return false;
+  }
+  if (!opts_.secret.empty()) {
+    const proof p = make_proof(opts_.secret, theirs, shard_.engine());
+    std::string out(reinterpret_cast<const char*>(p.data()), p.size());
+    if (!co_await net::send_all(l->sock, bytes_of(out))) {
+      close(l, "could not send the proof");
+      co_return false;
+    }
+    std::array<std::byte, proof_bytes> got;
+    if (!co_await recv_exact(l->sock, got.data(), got.size())) {
+      close(l, "refused: the peer gave no proof of the shared secret");
+      co_return false;
+    }
+    const proof want = make_proof(opts_.secret, mine, engine);
+    if (CRYPTO_memcmp(got.data(), want.data(), want.size()) != 0) {
+      close(l, "refused: wrong secret (the peer's proof does not match)");
+      co_return false;
+    }
+  }
+  co_return true;
+}
+
+void link_table::send(envelope* e) {
+  const std::uint32_t peer = e->target.engine();
+  auto it = by_engine_.find(peer);
+  if (it == by_engine_.end() || !it->second->up) {
+    shard_.dead_letter(e, dead_reason::no_route);
+    return;
+  }
+  link* l = it->second;
+  if (!l->out.add(*e)) {
+    shard_.dead_letter(e, dead_reason::unknown_type);
+    return;
+  }
+  ++l->queued;
+  shard_.count_remote_out();
+  destroy_envelope(e);
+  dirty_ = true;
+}
+
+void link_table::flush() {
+  if (!dirty_) return;
+  dirty_ = false;
+  for (auto& l : links_) {
+    if (l->up && !l->closed && !l->writing && !l->out.empty()) send_pending(l.get());
+  }
+}
+
+detached link_table::send_pending(link* l) {
+  ++l->tasks;
+  l->writing = true;
+  while (!l->closed && !l->out.empty()) {
+    const std::string bytes = l->out.take();
+    l->sending = l->queued;
+    l->queued = 0;
+    auto r = co_await net::send_all(l->sock, bytes_of(bytes));
+    if (!r) {
+      close(l, "send failed: " + r.err().describe());
+      break;
+    }
+    l->sending = 0;
+    l->last_sent = clk::now();
+  }
+  l->writing = false;
+  release(l);
+}
+
+detached link_table::tick_loop() {
+  const auto every = std::max(opts_.heartbeat / 2, duration(std::chrono::milliseconds(10)));
+  while (!stopping_) {
+    co_await sleep_for{every};
+    const auto now = clk::now();
+    for (auto& l : links_) {
+      if (l->closed) continue;
+      if (now - l->last_heard > opts_.peer_timeout) {
+        close(l.get(), l->up ? "no traffic from the peer for " +
+                                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                      opts_.peer_timeout)
+                                                      .count()) +
+                                   "ms"
+                             : "no handshake within the timeout");
+      } else if (l->up && now - l->last_sent >= opts_.heartbeat && !l->writing) {
+        l->out.heartbeat();
+        l->last_sent = now;
+        dirty_ = true;
+      }
+    }
+    flush();
+  }
+}
+
+void link_table::deliver(link* l, frame::incoming&& m) {
+  if (!m.e) {
+    // A type this engine does not know: a dead letter here, and an ask's
+    // sender learns why.
+    shard_.count_unknown_type(m.type_name, m.target);
+    if (m.request && !m.reply) {
+      envelope* r = make_envelope(
+          ask_failure{errc::unhandled, "engine " + std::to_string(shard_.engine()) +
+                                           " has no message type named '" +
+                                           std::string(m.type_name) + "'"},
+          m.target, m.sender);
+      r->request = m.request;
+      r->flags |= flag_reply;
+      shard_.send(r);
+    }
+    return;
+  }
+  if (m.e->target.engine() != shard_.engine()) {
+    shard_.dead_letter(m.e, dead_reason::no_route);  // not for us: never relayed
+    return;
+  }
+  (void)l;
+  shard_.send(m.e);
+}
+
+void link_table::close(link* l, const std::string& why) {
+  if (l->closed) return;
+  l->closed = true;
+  const bool was_up = l->up;
+  l->up = false;
+  ::shutdown(l->sock.fd(), SHUT_RDWR);  // ends the reads and sends in flight
+  if (!stopping_) {
+    spdlog::warn("engine {}: link to {} ({}) closed: {}", shard_.engine(),
+                 l->peer_engine ? "engine " + std::to_string(l->peer_engine) : std::string("peer"),
+                 l->peer_text, why);
+  }
+  const std::size_t lost = l->queued + l->sending;
+  l->queued = l->sending = 0;
+  if (lost) shard_.count_peer_lost(lost);
+  if (!was_up) return;
+  auto it = by_engine_.find(l->peer_engine);
+  if (it != by_engine_.end() && it->second == l) {
+    by_engine_.erase(it);
+    for (auto& other : links_) {  // another link to the same engine takes over
+      if (other.get() != l && other->up && other->peer_engine == l->peer_engine) {
+        by_engine_[l->peer_engine] = other.get();
+        return;
+      }
+    }
+    shard_.peer_lost(l->peer_engine, "link to engine " + std::to_string(l->peer_engine) +
+                                         " lost: " + why);
+  }
+}
+
+void link_table::release(link* l) {
+  if (--l->tasks > 0) return;
+  if (!l->closed) close(l, "closed");
+  for (auto it = links_.begin(); it != links_.end(); ++it) {
+    if (it->get() == l) {
+      links_.erase(it);
+      return;
+    }
+  }
+}
+
+void link_table::stop() {
+  stopping_ = true;
+  for (auto& l : links_) close(l.get(), "this engine is shutting down");
+  listener_.close();
+}
+
+bool parse_peer(const std::string& text, std::string& host, std::uint16_t& port) {
+  return split_host_port(text, host, port);
+}
+
+}  // namespace troupe::internal

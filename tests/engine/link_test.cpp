@@ -1,0 +1,227 @@
+// Engines in separate processes, linked over TCP on 127.0.0.1: this test
+// process is one engine (id 1), troupe-test-peer processes are the others.
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "peer/peer_messages.hpp"
+#include "support/process.hpp"
+#include "troupe/troupe.hpp"
+
+using namespace std::chrono_literals;
+using troupe::address;
+
+namespace {
+
+/// A peer engine process and what it printed when ready.
+struct peer {
+  troupe::test::child_process proc;
+  std::uint16_t port = 0;
+  address counter, echo;
+
+  explicit peer(std::vector<std::string> args) : proc(std::move(args)) {
+    REQUIRE(proc.wait_for_output("ready ", 10s));
+    std::istringstream in(proc.output().substr(proc.output().find("ready ")));
+    std::string word, c, e;
+    unsigned p = 0;
+    in >> word >> p >> c >> e;
+    port = static_cast<std::uint16_t>(p);
+    counter = address::parse(c).value();
+    echo = address::parse(e).value();
+  }
+};
+
+std::vector<std::string> peer_args(std::uint32_t engine, std::vector<std::string> extra = {}) {
+  std::vector<std::string> a = {TROUPE_TEST_PEER, "--engine-id", std::to_string(engine),
+                                "--listen", "127.0.0.1:0"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+troupe::system_options engine_one(std::vector<std::string> peers, std::string secret = {}) {
+  troupe::system_options o;
+  o.engine_id = 1;
+  o.shards = 2;
+  o.peers = std::move(peers);
+  o.secret = std::move(secret);
+  o.heartbeat = 100ms;
+  o.peer_timeout = 1s;
+  return o;
+}
+
+/// Asks until the link is up (bounded); returns the last result.
+troupe::result<peer_test::echo_text> ask_until_linked(troupe::system& sys, address to,
+                                                      const std::string& text) {
+  auto r = sys.ask<peer_test::echo_text>(to, peer_test::echo_text{text}, 2s);
+  for (int i = 0; i < 200 && !r; ++i) {
+    std::this_thread::sleep_for(20ms);
+    r = sys.ask<peer_test::echo_text>(to, peer_test::echo_text{text}, 2s);
+  }
+  return r;
+}
+
+struct flood {
+  address to;
+  std::uint64_t n;
+};
+/// Sends `n` numbered messages to a remote counter, in chunks.
+struct sender : troupe::actor<sender, flood> {
+  void on(const flood& f) {
+    for (std::uint64_t i = 1; i <= f.n; ++i) tell(f.to, peer_test::seq{i});
+  }
+};
+
+std::string peer_port(const peer& p) { return "127.0.0.1:" + std::to_string(p.port); }
+
+}  // namespace
+
+TEST_CASE("tell and ask reach an actor in another engine process, in order",
+          "[link][processes]") {
+  peer_test::register_messages();
+  peer p(peer_args(2));
+  troupe::system sys(engine_one({peer_port(p)}));
+  auto r = ask_until_linked(sys, p.echo, "hello, engine 2");
+  REQUIRE(r);
+  CHECK(r.value().text == "hello, engine 2");
+
+  // Per-pair order over many messages, from two shards at once.
+  constexpr std::uint64_t n = 200'000;
+  address s0 = sys.spawn<sender>(troupe::spawn_options{.shard = 0});
+  address s1 = sys.spawn<sender>(troupe::spawn_options{.shard = 1});
+  sys.tell(s0, flood{p.counter, n});
+  sys.tell(s1, flood{p.counter, n});
+  peer_test::tally t{};
+  for (int i = 0; i < 1000 && t.received < 2 * n; ++i) {
+    t = sys.ask<peer_test::tally>(p.counter, peer_test::tally_query{}, 5s).value();
+    if (t.received < 2 * n) std::this_thread::sleep_for(10ms);
+  }
+  CHECK(t.received == 2 * n);
+  CHECK(t.out_of_order == 0);
+  CHECK(sys.counters().sent_remote >= 2 * n);
+}
+
+TEST_CASE("an address passed in a message is used from a third engine", "[link][processes]") {
+  peer_test::register_messages();
+  peer p2(peer_args(2));
+  peer p3(peer_args(3, {"--peer", peer_port(p2)}));
+  troupe::system sys(engine_one({peer_port(p2), peer_port(p3)}));
+  REQUIRE(ask_until_linked(sys, p2.echo, "up"));
+  REQUIRE(ask_until_linked(sys, p3.echo, "up"));
+  // Engine 1 asks engine 2's echo to ask engine 3's echo.
+  peer_test::relay rel{p3.echo, {}};
+  std::strcpy(rel.text, "via engine 2");
+  std::string got;
+  for (int i = 0; i < 100 && got != "via engine 2"; ++i) {  // until 2 and 3 are linked
+    auto r = sys.ask<peer_test::echo_text>(p2.echo, rel, 10s);
+    got = r ? r.value().text : r.err().describe();
+    if (got != "via engine 2") std::this_thread::sleep_for(50ms);
+  }
+  INFO(p2.proc.output());
+  INFO(p3.proc.output());
+  CHECK(got == "via engine 2");
+}
+
+TEST_CASE("a killed engine fails the asks waiting on it, and its restart links again",
+          "[link][processes]") {
+  peer_test::register_messages();
+  troupe::system_options o = engine_one({});
+  o.listen = "127.0.0.1:0";
+  troupe::system sys(o);
+  const std::string me = "127.0.0.1:" + std::to_string(sys.listen_port());
+  auto p = std::make_unique<peer>(peer_args(2, {"--peer", me}));
+  REQUIRE(ask_until_linked(sys, p->echo, "up"));
+  // An ask the peer holds for 30 s, then kill -9: it must end long before.
+  std::thread killer([&] {
+    std::this_thread::sleep_for(200ms);
+    p->proc.signal(SIGKILL);
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = sys.ask<int>(p->echo, peer_test::slow_echo{30'000}, 20s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  killer.join();
+  REQUIRE(!r);
+  CHECK(r.err().code() == troupe::errc::peer_lost);
+  CHECK(took < 5s);  // the peer timeout is 1 s
+  // Sending to it now is a dead letter, not a wait.
+  auto again = sys.ask<peer_test::echo_text>(p->echo, peer_test::echo_text{"x"}, 5s);
+  CHECK(!again);
+  // A new process of engine 2 dials in again and the link comes back.
+  p = std::make_unique<peer>(peer_args(2, {"--peer", me}));
+  auto back = ask_until_linked(sys, p->echo, "back");
+  REQUIRE(back);
+  CHECK(back.value().text == "back");
+}
+
+TEST_CASE("a peer with the wrong secret is refused, the right one is linked",
+          "[link][processes]") {
+  peer_test::register_messages();
+  peer good(peer_args(2, {"--secret", "s3cret"}));
+  peer bad(peer_args(3, {"--secret", "guess"}));
+  troupe::system sys(engine_one({peer_port(good), peer_port(bad)}, "s3cret"));
+  REQUIRE(ask_until_linked(sys, good.echo, "trusted"));
+  auto refused = sys.ask<peer_test::echo_text>(bad.echo, peer_test::echo_text{"x"}, 1s);
+  CHECK(!refused);
+  CHECK(bad.proc.wait_for_output("wrong secret", 5s));
+}
+
+TEST_CASE("garbage on the peer port closes that connection only", "[link][processes]") {
+  peer_test::register_messages();
+  peer p(peer_args(2));
+  troupe::system sys(engine_one({peer_port(p)}));
+  REQUIRE(ask_until_linked(sys, p.echo, "before"));
+  auto raw = [&](const std::string& bytes) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(p.port);
+    ::inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    std::this_thread::sleep_for(50ms);
+    ::close(fd);
+  };
+  raw("GET / HTTP/1.0\r\n\r\n");                 // not a troupe engine
+  std::string hello("TRPE\x01\x00\x07\x00\x00\x00\x06\x00troupe", 18);
+  hello += std::string(32, 'n');
+  raw(hello + std::string("\xff\xff\xff\x7f\x01", 5));  // an oversized frame
+  raw(hello + std::string("\x10\x00\x00\x00\x01\x02\x01", 7));  // a truncated one
+  CHECK(p.proc.wait_for_output("bad magic", 5s));
+  CHECK(p.proc.wait_for_output("exceeds max_frame", 5s));
+  auto after = sys.ask<peer_test::echo_text>(p.echo, peer_test::echo_text{"after"}, 5s);
+  REQUIRE(after);
+  CHECK(after.value().text == "after");
+}
+
+TEST_CASE("a type the other engine does not know is a dead letter there, and the ask says so",
+          "[link][processes]") {
+  struct only_here {
+    int v;
+  };
+  peer_test::register_messages();
+  troupe::register_message<only_here>("test.only_here");
+  peer p(peer_args(2));
+  troupe::system sys(engine_one({peer_port(p)}));
+  REQUIRE(ask_until_linked(sys, p.echo, "up"));
+  auto r = sys.ask<int>(p.echo, only_here{1}, 5s);
+  REQUIRE(!r);
+  CHECK(r.err().text() == "engine 2 has no message type named 'test.only_here'");
+  // A type not registered at all never leaves this engine.
+  struct unregistered {
+    int v;
+  };
+  sys.tell(p.echo, unregistered{1});
+  for (int i = 0; i < 100 && sys.counters().dead(troupe::dead_reason::unknown_type) == 0; ++i) {
+    std::this_thread::sleep_for(5ms);
+  }
+  CHECK(sys.counters().dead(troupe::dead_reason::unknown_type) == 1);
+}

@@ -1,0 +1,72 @@
+#pragma once
+// Messages the test engines share: registered for the wire by both the
+// test process and troupe-test-peer.
+
+#include <cstdint>
+#include <string>
+
+#include "troupe/troupe.hpp"
+
+namespace peer_test {
+
+struct seq {
+  std::uint64_t n;
+};
+struct tally_query {};
+struct tally {
+  std::uint64_t received;
+  std::uint64_t out_of_order;
+};
+struct echo_text {
+  std::string text;
+};
+inline void to_json(nlohmann::json& j, const echo_text& m) { j = {{"text", m.text}}; }
+inline void from_json(const nlohmann::json& j, echo_text& m) {
+  m.text = j.at("text").get<std::string>();
+}
+/// Asks the receiver to ask `target` (an echo on some engine) for `text`.
+struct relay {
+  troupe::address target;
+  char text[32];
+};
+struct slow_echo {
+  std::uint32_t ms;
+};
+
+inline void register_messages() {
+  troupe::register_message<seq>("peer_test.seq");
+  troupe::register_message<tally_query>("peer_test.tally_query");
+  troupe::register_message<tally>("peer_test.tally");
+  troupe::register_message<echo_text>("peer_test.echo_text");
+  troupe::register_message<relay>("peer_test.relay");
+  troupe::register_message<slow_echo>("peer_test.slow_echo");
+}
+
+/// Counts `seq` messages and how many came out of order, per sender.
+struct counter : troupe::actor<counter, seq, tally_query> {
+  std::unordered_map<troupe::address, std::uint64_t> last;
+  tally t{0, 0};
+  void on(const seq& s) {
+    auto& l = last[sender()];
+    if (s.n != l + 1) ++t.out_of_order;
+    l = s.n;
+    ++t.received;
+  }
+  tally on(const tally_query&) { return t; }
+};
+
+/// Answers echo_text with itself; relays; answers slow_echo after a while.
+struct echo : troupe::actor<echo, echo_text, relay, slow_echo> {
+  echo_text on(const echo_text& m) { return m; }
+  troupe::task<echo_text> on(const relay& r) {
+    echo_text q{r.text};  // named: see actor_base::ask on GCC 12 and temporaries
+    auto got = co_await ask<echo_text>(r.target, std::move(q), std::chrono::seconds(5));
+    co_return got ? got.value() : echo_text{"relay failed: " + got.err().describe()};
+  }
+  troupe::task<int> on(const slow_echo& s) {
+    co_await troupe::sleep_for{std::chrono::milliseconds(s.ms)};
+    co_return static_cast<int>(s.ms);
+  }
+};
+
+}  // namespace peer_test
