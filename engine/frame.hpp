@@ -4,8 +4,11 @@
 //   frame    := u32 body_bytes | u8 kind | body            (body_bytes <= max_frame)
 //   kind 1   := messages: record*
 //   record   := u8 1 | u16 id | u16 name_bytes | name       defines a type id on this link
-//             | u8 2 | u16 id | u8 flags | address target | address sender | u64 request
-//                    | u32 payload_bytes | payload          one message (flags bit 0: reply)
+//             | u8 2 | u16 id | u8 flags | [address target] | [address sender] | [u64 request]
+//                    | u32 payload_bytes | payload          one message
+//   flags    := bit 0: a reply; bit 1: same target as the frame's previous
+//               message (no target field); bit 2: same sender (no sender
+//               field); bit 3: a request id follows (else it is 0)
 //   kind 2   := heartbeat (empty body)
 //   kind 3   := goodbye: the reason, as text
 //
@@ -30,6 +33,9 @@ namespace troupe::internal::frame {
 enum class kind : std::uint8_t { messages = 1, heartbeat = 2, goodbye = 3 };
 constexpr std::size_t header_bytes = 5;
 constexpr std::size_t default_max_frame = 16u << 20;
+/// The writer closes a messages frame past this size: the reader decodes a
+/// frame once it has all of it, so small frames keep both ends streaming.
+constexpr std::size_t target_frame = 64u << 10;
 
 /// Builds the frames one link sends. One thread.
 class writer {
@@ -43,13 +49,23 @@ class writer {
   std::size_t size() const noexcept { return buf_.size(); }
   /// Every byte ready to send (frames closed); the writer starts afresh.
   std::string take();
+  /// The same into `into`, whose old buffer the writer keeps for reuse.
+  void take(std::string& into);
 
  private:
   void open(kind k);
   void close_open();
   std::string buf_;
   std::size_t open_ = npos;  ///< offset of the open messages frame's header
-  std::unordered_map<const message_type*, std::uint16_t> ids_;
+  struct known {
+    std::uint16_t id;
+    const wire_codec* codec;
+  };
+  std::unordered_map<const message_type*, known> ids_;
+  const message_type* last_type_ = nullptr;  // most sends repeat the last type
+  known last_{};
+  bool in_frame_ = false;  ///< a message was written to the open frame
+  address last_target_, last_sender_;
   static constexpr std::size_t npos = static_cast<std::size_t>(-1);
 };
 
@@ -85,11 +101,12 @@ class reader {
   std::size_t pos_ = 0;
   std::deque<std::string> names_;          ///< by id; stable, views point in
   std::vector<const wire_codec*> codecs_;  ///< by id; null: unknown here
+  std::vector<incoming> batch_;            ///< one frame's messages; reused
 };
 
 template <class OnMessage, class OnControl>
 std::string reader::drain(OnMessage&& on_message, OnControl&& on_control) {
-  std::vector<incoming> batch;
+  std::vector<incoming>& batch = batch_;
   std::string error;
   while (buf_.size() - pos_ >= header_bytes) {
     const auto* p = reinterpret_cast<const unsigned char*>(buf_.data() + pos_);

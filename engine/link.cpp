@@ -19,7 +19,7 @@ namespace {
 
 using clk = std::chrono::steady_clock;
 constexpr char magic[4] = {'T', 'R', 'P', 'E'};
-constexpr std::uint16_t protocol_version = 1;
+constexpr std::uint16_t protocol_version = 2;
 constexpr std::size_t nonce_bytes = 32;
 constexpr std::size_t proof_bytes = 32;
 constexpr std::size_t recv_chunk = 64 * 1024;
@@ -172,11 +172,12 @@ task<bool> link_table::run_link(link* l) {
       }
       l->last_heard = clk::now();
       l->in.feed(buf.data(), *n);
-      const std::string error = l->in.drain(
-          [&](frame::incoming&& m) { deliver(l, std::move(m)); },
-          [&](frame::kind k, std::string_view body) {
-            if (k == frame::kind::goodbye) close(l, "the peer said goodbye: " + std::string(body));
-          });
+      const std::string error =
+          l->in.drain([&](frame::incoming&& m) { deliver(l, std::move(m)); },
+                      [&](frame::kind k, std::string_view body) {
+                        if (k == frame::kind::goodbye)
+                          close(l, "the peer said goodbye: " + std::string(body));
+                      });
       if (!error.empty()) {
         close(l, "malformed input: " + error);
         break;
@@ -275,6 +276,12 @@ void link_table::send(envelope* e) {
   shard_.count_remote_out();
   destroy_envelope(e);
   dirty_ = true;
+  backlog_ = std::max(backlog_, l->out.size());
+}
+
+void link_table::recount_backlog() {
+  backlog_ = 0;
+  for (auto& l : links_) backlog_ = std::max(backlog_, l->out.size());
 }
 
 void link_table::flush() {
@@ -289,10 +296,11 @@ detached link_table::send_pending(link* l) {
   ++l->tasks;
   l->writing = true;
   while (!l->closed && !l->out.empty()) {
-    const std::string bytes = l->out.take();
+    l->out.take(l->sending_bytes);
     l->sending = l->queued;
     l->queued = 0;
-    auto r = co_await net::send_all(l->sock, bytes_of(bytes));
+    recount_backlog();
+    auto r = co_await net::send_all(l->sock, bytes_of(l->sending_bytes));
     if (!r) {
       close(l, "send failed: " + r.err().describe());
       break;
@@ -301,6 +309,7 @@ detached link_table::send_pending(link* l) {
     l->last_sent = clk::now();
   }
   l->writing = false;
+  recount_backlog();
   release(l);
 }
 
@@ -312,12 +321,13 @@ detached link_table::tick_loop() {
     for (auto& l : links_) {
       if (l->closed) continue;
       if (now - l->last_heard > opts_.peer_timeout) {
-        close(l.get(), l->up ? "no traffic from the peer for " +
-                                   std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                      opts_.peer_timeout)
-                                                      .count()) +
-                                   "ms"
-                             : "no handshake within the timeout");
+        close(l.get(),
+              l->up ? "no traffic from the peer for " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             opts_.peer_timeout)
+                                             .count()) +
+                          "ms"
+                    : "no handshake within the timeout");
       } else if (l->up && now - l->last_sent >= opts_.heartbeat && !l->writing) {
         l->out.heartbeat();
         l->last_sent = now;
@@ -334,11 +344,11 @@ void link_table::deliver(link* l, frame::incoming&& m) {
     // sender learns why.
     shard_.count_unknown_type(m.type_name, m.target);
     if (m.request && !m.reply) {
-      envelope* r = make_envelope(
-          ask_failure{errc::unhandled, "engine " + std::to_string(shard_.engine()) +
-                                           " has no message type named '" +
-                                           std::string(m.type_name) + "'"},
-          m.target, m.sender);
+      envelope* r =
+          make_envelope(ask_failure{errc::unhandled, "engine " + std::to_string(shard_.engine()) +
+                                                         " has no message type named '" +
+                                                         std::string(m.type_name) + "'"},
+                        m.target, m.sender);
       r->request = m.request;
       r->flags |= flag_reply;
       shard_.send(r);
@@ -366,6 +376,8 @@ void link_table::close(link* l, const std::string& why) {
   }
   const std::size_t lost = l->queued + l->sending;
   l->queued = l->sending = 0;
+  l->out = frame::writer{};  // what it held is lost, and no longer holds the shard back
+  recount_backlog();
   if (lost) shard_.count_peer_lost(lost);
   if (!was_up) return;
   auto it = by_engine_.find(l->peer_engine);
@@ -377,8 +389,8 @@ void link_table::close(link* l, const std::string& why) {
         return;
       }
     }
-    shard_.peer_lost(l->peer_engine, "link to engine " + std::to_string(l->peer_engine) +
-                                         " lost: " + why);
+    shard_.peer_lost(l->peer_engine,
+                     "link to engine " + std::to_string(l->peer_engine) + " lost: " + why);
   }
 }
 

@@ -47,11 +47,12 @@ struct link {
   bool up = false;       ///< handshake done
   bool closed = false;   ///< no more traffic; freed when its coroutines end
   bool writing = false;  ///< a send is in flight
-  int tasks = 0;        ///< coroutines still using it
+  int tasks = 0;         ///< coroutines still using it
   frame::writer out;
   frame::reader in;
-  std::size_t queued = 0;   ///< messages in `out`
-  std::size_t sending = 0;  ///< messages in the send in flight (0: none)
+  std::size_t queued = 0;     ///< messages in `out`
+  std::size_t sending = 0;    ///< messages in the send in flight (0: none)
+  std::string sending_bytes;  ///< the send in flight; its buffer is reused
   std::chrono::steady_clock::time_point last_heard, last_sent;
   explicit link(std::size_t max_frame) : in(max_frame) {}
 };
@@ -79,6 +80,9 @@ class link_table {
   void stop();
 
   std::uint16_t listen_port() const noexcept { return listen_port_; }
+  /// Bytes waiting in links for their turn to be sent: the shard stops
+  /// running actors while it is large (back-pressure).
+  std::size_t backlog() const noexcept { return backlog_; }
 
  private:
   detached accept_loop();
@@ -91,6 +95,7 @@ class link_table {
   /// The handshake; false (and the link closed with the reason) on failure.
   task<bool> handshake(link* l);
   void close(link* l, const std::string& why);
+  void recount_backlog();
   void release(link* l);
   void deliver(link* l, frame::incoming&& m);
 
@@ -103,6 +108,7 @@ class link_table {
   std::vector<std::string> dialers_;
   bool stopping_ = false;
   bool dirty_ = false;  ///< some link has bytes to send
+  std::size_t backlog_ = 0;
 };
 
 /// Splits "host:port"; false if it is not one.

@@ -27,11 +27,17 @@ constexpr auto spin_before_sleep = std::chrono::microseconds(50);
 constexpr std::size_t ring_batch = 256;
 constexpr std::size_t publish_every = 32;
 constexpr unsigned ready_budget = 256;
+// Messages handled per pass over the ready actors, however they are spread:
+// an actor that keeps telling itself must not keep the shard from its lanes,
+// timers and sockets (a link that is not read for long is closed as silent).
+constexpr unsigned ready_message_budget = 8192;
 // Back-pressure: while this many envelopes wait for room in the lanes to
 // other shards, the shard stops running its actors (it still drains its own
 // lanes, so two shards that flood each other both make progress). Memory
 // stays bounded when producers outrun a consumer on another shard.
 constexpr std::size_t lane_backlog_limit = 32768;
+// Bytes a link may hold unsent before the shard stops running actors.
+constexpr std::size_t link_backlog_limit = std::size_t{4} << 20;
 
 errc errc_for(dead_reason why) {
   switch (why) {
@@ -483,6 +489,11 @@ void shard::run() {
         }
       }
       found = found || outside_pending_.load(std::memory_order_acquire);
+      // Sockets in flight: their completions are looked for too, or a
+      // reply from another engine would wait out the spin.
+      if (!found && (i & 63) == 63 && reactor_ && reactor_->in_flight() > 0) {
+        found = reactor_->run_once(false) > 0;
+      }
     }
     if (!found) sleep_until_work();
   }
@@ -568,12 +579,19 @@ bool shard::flush_outbound() {
   return overflowed_ != before;
 }
 
+bool shard::links_full() const noexcept { return links_ && links_->backlog() > link_backlog_limit; }
+
 bool shard::run_ready() {
   if (!ready_head_ || overflowed_ > lane_backlog_limit) return false;
+  // Back-pressure from links to other engines: their unsent bytes bound
+  // what this shard's actors may add.
+  if (links_full()) return false;
   // Up to `ready_budget` actor turns, including actors made ready by those
   // turns, before the loop looks at its lanes and timers again: a local
   // conversation runs without a full loop pass per message.
-  for (unsigned turns = 0; turns < ready_budget && ready_head_ && overflowed_ <= lane_backlog_limit;
+  unsigned messages = 0;
+  for (unsigned turns = 0; turns < ready_budget && ready_head_ &&
+                           overflowed_ <= lane_backlog_limit && messages < ready_message_budget;
        ++turns) {
     actor_base* a = ready_head_;
     ready_head_ = acc::next_ready(*a);
@@ -583,21 +601,25 @@ bool shard::run_ready() {
       delete a;  // ended or replaced while it waited here
       continue;
     }
-    run_actor(*a);
+    messages += run_actor(*a);
   }
   return true;
 }
 
-void shard::run_actor(actor_base& a) {
-  for (unsigned n = 0; n < throughput_; ++n) {
+unsigned shard::run_actor(actor_base& a) {
+  unsigned n = 0;
+  while (n < throughput_) {
     envelope* e = acc::head(a);
-    if (!e) return;
+    if (!e) return n;
     acc::head(a) = e->next;
     if (!e->next) acc::tail(a) = nullptr;
     --acc::queued(a);
-    if (!handle(a, e)) return;
+    ++n;
+    if (!handle(a, e)) return n;
+    if (links_full()) break;  // the rest waits until the links have sent
   }
   if (acc::head(a)) make_ready(a);
+  return n;
 }
 
 bool shard::handle(actor_base& a, envelope* e) {

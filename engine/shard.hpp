@@ -227,7 +227,9 @@ class alignas(64) shard {
   bool run_timers();
   /// Publishes lanes and moves overflow into them; true if it moved any.
   bool flush_outbound();
-  void run_actor(actor_base& a);
+  /// Runs up to `throughput_` messages of `a`; returns how many it ran.
+  unsigned run_actor(actor_base& a);
+  bool links_full() const noexcept;
   /// False when the actor cannot take its next message now.
   bool handle(actor_base& a, envelope* e);
   bool handle_on_fiber(actor_base& a, envelope* e);

@@ -82,6 +82,8 @@ jobs=(
   "restart-sustained-exit|--workload restart-sustained-exit --shards 2 --n 50000||--workload restart-sustained --workers 2 --n 50000"
   "restart-latency|--workload restart-latency --shards 2||--workload restart-latency --workers 2"
   "restart-latency-exit|--workload restart-latency-exit --shards 2||--workload restart-latency --workers 2"
+  "remote-pingpong|--workload remote-pingpong --shards 2 --n 50000|--workload remote-pingpong --workers 2 --n 50000|--workload remote-pingpong --workers 2 --n 50000"
+  "remote-pipeline|--workload remote-pipeline --shards 2 --n 4000000|--workload remote-pipeline --workers 2 --n 4000000|--workload remote-pipeline --workers 2 --n 4000000"
 )
 
 #   row name | job | unit
@@ -103,6 +105,8 @@ rows=(
   "crash→answer p99, throw|restart-latency|us-p99"
   "crash→answer p50, fail_with|restart-latency-exit|us-p50"
   "crash→answer p99, fail_with|restart-latency-exit|us-p99"
+  "remote pingpong, 2 engines|remote-pingpong|rt/s"
+  "remote pipeline, 2 engines|remote-pipeline|msg/s"
 )
 
 # Rows where a smaller value is better. Their ratios stay Troupe÷peer like

@@ -17,9 +17,15 @@
 #include <fstream>
 #include <future>
 #include <iostream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "troupe/troupe.hpp"
 
@@ -471,6 +477,155 @@ std::vector<measurement> run_restart_latency(unsigned n_shards, std::uint64_t n,
   return {{name, rank(0.50), "us-p50"}, {name, rank(0.99), "us-p99"}};
 }
 
+// -- remote ----------------------------------------------------------------------
+//
+// Two engine processes on 127.0.0.1: this one (engine 1) and a copy of this
+// binary started with --serve-peer (engine 2), linked over TCP. Shards are
+// left unpinned: two processes share the machine's cores.
+// remote-pingpong: ping here, pong there, one round trip outstanding.
+// remote-pipeline: N one-way 16-byte messages to a sink there, then a mark
+// that the sink answers once it has them all (order per pair keeps it last).
+
+struct blob {
+  std::uint64_t a, b;
+};
+struct mark {};
+struct mark_seen {
+  std::uint64_t count;
+};
+
+void register_remote_messages() {
+  troupe::register_message<ping>("perf.ping");
+  troupe::register_message<pong>("perf.pong");
+  troupe::register_message<blob>("perf.blob");
+  troupe::register_message<mark>("perf.mark");
+  troupe::register_message<mark_seen>("perf.mark_seen");
+}
+
+struct sink_actor : troupe::actor<sink_actor, blob, mark> {
+  std::uint64_t count = 0;
+  void on(const blob& b) { count += (b.a == b.b); }
+  void on(const mark&) { tell(sender(), mark_seen{count}); }
+};
+
+struct pipeline_sender : troupe::actor<pipeline_sender, start, go_on, mark_seen> {
+  address sink;
+  std::uint64_t left, total;
+  finish_line* finish;
+  pipeline_sender(address s, std::uint64_t n, finish_line* f)
+      : sink(s), left(n), total(n), finish(f) {}
+  void on(const start&) { on(go_on{}); }
+  void on(const go_on&) {
+    // A chunk per turn, so that the shard flushes the link between chunks.
+    for (int i = 0; i < 4096 && left > 0; ++i, --left) tell(sink, blob{left, left});
+    if (left > 0) {
+      tell(self(), go_on{});
+    } else {
+      tell(sink, mark{});
+    }
+  }
+  void on(const mark_seen& m) {
+    if (m.count != total) {
+      std::fprintf(stderr, "troupe-perf: the sink saw %llu of %llu messages\n",
+                   static_cast<unsigned long long>(m.count),
+                   static_cast<unsigned long long>(total));
+      std::exit(1);
+    }
+    finish->done.set_value(0);
+  }
+};
+
+/// The other engine: prints "ready PORT PONG SINK" and runs until SIGTERM.
+int serve_peer(unsigned n_shards) {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  register_remote_messages();
+  troupe::system_options o = shards(n_shards);
+  o.pin_shards = false;
+  o.engine_id = 2;
+  o.listen = "127.0.0.1:0";
+  troupe::system sys(o);
+  address po = sys.spawn<pong_actor>(troupe::spawn_options{.shard = 0});
+  address si = sys.spawn<sink_actor>(troupe::spawn_options{.shard = 0});
+  std::printf("ready %u %s %s\n", sys.listen_port(), po.to_string().c_str(),
+              si.to_string().c_str());
+  std::fflush(stdout);
+  int sig = 0;
+  sigwait(&stop, &sig);
+  return 0;
+}
+
+/// The peer process, ended by its PID when this object ends.
+struct peer_process {
+  pid_t pid = -1;
+  std::uint16_t port = 0;
+  address pong, sink;
+  explicit peer_process(unsigned n_shards) {
+    int out[2];
+    if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+    pid = ::fork();
+    if (pid == 0) {
+      ::dup2(out[1], 1);
+      ::close(out[0]);
+      const std::string s = std::to_string(n_shards);
+      ::execl("/proc/self/exe", "troupe-perf", "--serve-peer", "--workload", "remote-pingpong",
+              "--shards", s.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    std::string line;
+    char c;
+    while (line.find('\n') == std::string::npos && ::read(out[0], &c, 1) == 1) line.push_back(c);
+    ::close(out[0]);
+    std::istringstream in(line);
+    std::string word, po, si;
+    unsigned p = 0;
+    in >> word >> p >> po >> si;
+    if (word != "ready") throw std::runtime_error("the peer engine did not start: " + line);
+    port = static_cast<std::uint16_t>(p);
+    pong = address::parse(po).value();
+    sink = address::parse(si).value();
+  }
+  ~peer_process() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+measurement run_remote(unsigned n_shards, std::uint64_t n, bool pipeline) {
+  register_remote_messages();
+  peer_process peer(n_shards);
+  troupe::system_options o = shards(n_shards);
+  o.pin_shards = false;
+  o.engine_id = 1;
+  o.peers = {"127.0.0.1:" + std::to_string(peer.port)};
+  troupe::system sys(o);
+  bool linked = false;
+  for (int i = 0; i < 500 && !linked; ++i) {
+    linked = static_cast<bool>(sys.ask<troupe::done>(peer.pong, ping{}, 1s));
+    if (!linked) std::this_thread::sleep_for(10ms);
+  }
+  if (!linked) throw std::runtime_error("no link to the peer engine");
+  finish_line fin;
+  auto done = fin.done.get_future();
+  address a =
+      pipeline ? sys.spawn<pipeline_sender>(troupe::spawn_options{.shard = 0}, peer.sink, n, &fin)
+               : sys.spawn<ping_actor>(troupe::spawn_options{.shard = 0}, peer.pong, n, &fin);
+  auto t0 = clock_type::now();
+  sys.tell(a, start{});
+  if (done.wait_for(120s) != std::future_status::ready) {
+    throw std::runtime_error("the remote workload did not finish within 120 s");
+  }
+  const double rate = static_cast<double>(n) / seconds_since(t0);
+  return pipeline ? measurement{"remote-pipeline", rate, "msg/s"}
+                  : measurement{"remote-pingpong", rate, "rt/s"};
+}
+
 // -- harness ---------------------------------------------------------------------
 
 const std::vector<std::string> workloads = {"pingpong",
@@ -486,7 +641,9 @@ const std::vector<std::string> workloads = {"pingpong",
                                             "restart-latency",
                                             "restart-fresh-exit",
                                             "restart-sustained-exit",
-                                            "restart-latency-exit"};
+                                            "restart-latency-exit",
+                                            "remote-pingpong",
+                                            "remote-pipeline"};
 
 std::vector<measurement> run_one(const std::string& w, unsigned s, std::uint64_t n) {
   auto pick = [n](std::uint64_t dflt) { return n ? n : dflt; };
@@ -498,6 +655,8 @@ std::vector<measurement> run_one(const std::string& w, unsigned s, std::uint64_t
   if (w == "ring") return {run_ring(s, pick(10'000'000))};
   if (w == "spawn") return run_spawn(s, pick(1'000'000));
   if (w == "skynet") return {run_skynet(s, static_cast<std::int64_t>(pick(1'000'000)))};
+  if (w == "remote-pingpong") return {run_remote(s, pick(200'000), false)};
+  if (w == "remote-pipeline") return {run_remote(s, pick(10'000'000), true)};
   crash_by_throw = w.find("-exit") == std::string::npos;
   if (w.starts_with("restart-fresh")) return {run_restart(s, pick(200'000), true, w)};
   if (w.starts_with("restart-sustained")) return {run_restart(s, pick(100'000), false, w)};
@@ -524,9 +683,13 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "one JSON object per run");
   bool no_pin = false;
   app.add_flag("--no-pin", no_pin, "leave shard threads unpinned");
+  bool serve = false;
+  app.add_flag("--serve-peer", serve, "run the other engine of the remote workloads")
+      ->group("");  // started by the remote workloads themselves
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
   pin_shards = !no_pin;
+  if (serve) return serve_peer(n_shards);
 
   if (workload == "skynet" && n) {
     std::uint64_t p = 1;

@@ -42,8 +42,8 @@ struct peer {
 };
 
 std::vector<std::string> peer_args(std::uint32_t engine, std::vector<std::string> extra = {}) {
-  std::vector<std::string> a = {TROUPE_TEST_PEER, "--engine-id", std::to_string(engine),
-                                "--listen", "127.0.0.1:0"};
+  std::vector<std::string> a = {TROUPE_TEST_PEER, "--engine-id", std::to_string(engine), "--listen",
+                                "127.0.0.1:0"};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -85,8 +85,7 @@ std::string peer_port(const peer& p) { return "127.0.0.1:" + std::to_string(p.po
 
 }  // namespace
 
-TEST_CASE("tell and ask reach an actor in another engine process, in order",
-          "[link][processes]") {
+TEST_CASE("tell and ask reach an actor in another engine process, in order", "[link][processes]") {
   peer_test::register_messages();
   peer p(peer_args(2));
   troupe::system sys(engine_one({peer_port(p)}));
@@ -162,8 +161,7 @@ TEST_CASE("a killed engine fails the asks waiting on it, and its restart links a
   CHECK(back.value().text == "back");
 }
 
-TEST_CASE("a peer with the wrong secret is refused, the right one is linked",
-          "[link][processes]") {
+TEST_CASE("a peer with the wrong secret is refused, the right one is linked", "[link][processes]") {
   peer_test::register_messages();
   peer good(peer_args(2, {"--secret", "s3cret"}));
   peer bad(peer_args(3, {"--secret", "guess"}));
@@ -190,12 +188,15 @@ TEST_CASE("garbage on the peer port closes that connection only", "[link][proces
     std::this_thread::sleep_for(50ms);
     ::close(fd);
   };
-  raw("GET / HTTP/1.0\r\n\r\n");                 // not a troupe engine
-  std::string hello("TRPE\x01\x00\x07\x00\x00\x00\x06\x00troupe", 18);
+  raw("GET / HTTP/1.0\r\n\r\n");  // not a troupe engine
+  std::string old_hello("TRPE\x01\x00\x07\x00\x00\x00\x06\x00troupe", 18);
+  raw(old_hello + std::string(32, 'n'));  // an engine of another protocol version
+  std::string hello("TRPE\x02\x00\x07\x00\x00\x00\x06\x00troupe", 18);
   hello += std::string(32, 'n');
-  raw(hello + std::string("\xff\xff\xff\x7f\x01", 5));  // an oversized frame
+  raw(hello + std::string("\xff\xff\xff\x7f\x01", 5));          // an oversized frame
   raw(hello + std::string("\x10\x00\x00\x00\x01\x02\x01", 7));  // a truncated one
   CHECK(p.proc.wait_for_output("bad magic", 5s));
+  CHECK(p.proc.wait_for_output("refused: protocol version 1, this engine speaks 2", 5s));
   CHECK(p.proc.wait_for_output("exceeds max_frame", 5s));
   auto after = sys.ask<peer_test::echo_text>(p.echo, peer_test::echo_text{"after"}, 5s);
   REQUIRE(after);

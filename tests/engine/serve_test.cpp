@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <thread>
 
 #include "support/process.hpp"
@@ -89,5 +90,84 @@ TEST_CASE("troupe rejects bad arguments with a message that names them", "[binar
     REQUIRE(status);
     CHECK(WEXITSTATUS(*status) != 0);
     CHECK(p.output().find("frobnicate") != std::string::npos);
+  }
+}
+
+namespace {
+
+/// The port a `troupe serve --listen HOST:0` engine logged.
+std::string logged_port(const child_process& p) {
+  const std::string out = p.output();
+  const std::string key = "listening for peer engines on port ";
+  const auto at = out.find(key);
+  if (at == std::string::npos) return {};
+  const auto start = at + key.size();
+  return out.substr(start, out.find_first_not_of("0123456789", start) - start);
+}
+
+std::string write_file(const std::string& name, const std::string& text) {
+  const std::string path = "/tmp/troupe-serve-test-" + std::to_string(getpid()) + "-" + name;
+  FILE* f = std::fopen(path.c_str(), "w");
+  std::fputs(text.c_str(), f);
+  std::fclose(f);
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("two troupe serve engines link with a shared secret; a third with another is refused",
+          "[binary][serve][link]") {
+  const std::string good = write_file("good", "correct horse battery staple\n");
+  const std::string bad = write_file("bad", "something else\n");
+  child_process a({TROUPE_BINARY, "serve", "--shards", "1", "--engine-id", "1", "--listen", "0",
+                   "--secret-file", good, "--heartbeat", "100", "--peer-timeout", "1000"});
+  REQUIRE(a.wait_for_output("listening for peer engines on port", 10s));
+  const std::string port = logged_port(a);
+  REQUIRE_FALSE(port.empty());
+  child_process b({TROUPE_BINARY, "serve", "--shards", "1", "--engine-id", "2", "--peer",
+                   "127.0.0.1:" + port, "--secret-file", good, "--heartbeat", "100",
+                   "--peer-timeout", "1000"});
+  CHECK(b.wait_for_output("link to engine 1 (127.0.0.1:" + port + ") is up", 10s));
+  CHECK(a.wait_for_output("link to engine 2 (accepted) is up", 10s));
+  child_process c({TROUPE_BINARY, "serve", "--shards", "1", "--engine-id", "3", "--peer",
+                   "127.0.0.1:" + port, "--secret-file", bad});
+  CHECK(a.wait_for_output("wrong secret", 10s));
+  // B is killed; A closes its link and keeps serving.
+  b.signal(SIGKILL);
+  CHECK(a.wait_for_output("link to engine 2 (accepted) closed", 10s));
+  for (child_process* p : {&c, &a}) {
+    p->signal(SIGTERM);
+    auto status = p->wait_exit(20s);
+    REQUIRE(status);
+    CHECK(WEXITSTATUS(*status) == 0);
+  }
+  std::remove(good.c_str());
+  std::remove(bad.c_str());
+}
+
+TEST_CASE("troupe serve names a bad peer flag and an empty secret file, and exits",
+          "[binary][serve]") {
+  {
+    child_process p({TROUPE_BINARY, "serve", "--peer", "nowhere"});
+    auto status = p.wait_exit(20s);
+    REQUIRE(status);
+    CHECK(WEXITSTATUS(*status) != 0);
+    CHECK(p.output().find("peer 'nowhere' is not host:port") != std::string::npos);
+  }
+  {
+    const std::string empty = write_file("empty", "");
+    child_process p({TROUPE_BINARY, "serve", "--secret-file", empty});
+    auto status = p.wait_exit(20s);
+    REQUIRE(status);
+    CHECK(WEXITSTATUS(*status) == 2);
+    CHECK(p.output().find("the file is empty") != std::string::npos);
+    std::remove(empty.c_str());
+  }
+  {
+    child_process p({TROUPE_BINARY, "serve", "--heartbeat", "500", "--peer-timeout", "400"});
+    auto status = p.wait_exit(20s);
+    REQUIRE(status);
+    CHECK(WEXITSTATUS(*status) == 2);
+    CHECK(p.output().find("must be longer than --heartbeat") != std::string::npos);
   }
 }

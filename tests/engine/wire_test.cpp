@@ -168,14 +168,21 @@ TEST_CASE("malformed frames are errors that say what is wrong", "[wire]") {
   CHECK(error_of(frame(1, std::string("\x01\x02\x00\x01\x00"
                                       "a",
                                       6))) == "type id 2 defined out of order");
-  CHECK(error_of(frame(1, std::string("\x02\x01\x00\x00", 4))) == "truncated message record");
+  CHECK(error_of(frame(1, std::string("\x02\x01\x00", 3))) == "truncated message record");
   std::string undefined("\x02\x05\x00\x00", 4);
   undefined += std::string(16 + 16 + 8 + 4, '\0');
   CHECK(error_of(frame(1, undefined)) == "message of type id 5, which was never defined");
   // A point is 8 bytes: 3 is a bad payload; 1000 overruns the frame.
   std::string define("\x01\x01\x00\x0a\x00test.point", 15);
-  std::string msg("\x02\x01\x00\x00", 4);
+  std::string msg("\x02\x01\x00\x08", 4);  // target, sender and a request id
   msg += std::string(16 + 16 + 8, '\0');
+  CHECK(error_of(frame(1, define + std::string("\x02\x01\x00\x10", 4))) ==
+        "unknown message flags 16");
+  CHECK(error_of(frame(1, define + std::string("\x02\x01\x00\x02", 4) + std::string(20, '\0'))) ==
+        "a message refers to a previous one, but it is the first of its frame");
+  CHECK(error_of(frame(1, define + msg + std::string("\x08\x00\x00\x00", 4) + std::string(8, 'p') +
+                              std::string("\x02\x01\x00\x06\x08", 5))) ==
+        "truncated message record");
   CHECK(error_of(frame(1, define + msg + std::string("\x03\x00\x00\x00xyz", 7))) ==
         "bad payload for test.point: expected 8 bytes, got 3");
   CHECK(error_of(frame(1, define + msg + std::string("\xe8\x03\x00\x00xyz", 7))) ==

@@ -35,6 +35,9 @@ struct wire_codec {
   /// A fresh envelope holding the decoded message, or null with `error`
   /// saying what is wrong with the bytes.
   envelope* (*decode)(const std::byte* bytes, std::size_t n, std::string& error);
+  /// > 0: every encoding is the object's own bytes, this many of them (the
+  /// frame writer then copies them without calling `encode`).
+  std::size_t fixed_size = 0;
 };
 
 /// Adds `c`; throws std::invalid_argument if its name is taken by another
@@ -65,7 +68,7 @@ envelope* decode_with(M&& m) {
 template <class M>
 void register_message(std::string name) {
   using internal::envelope;
-  internal::wire_codec c{std::move(name), internal::type_id<M>(), nullptr, nullptr};
+  internal::wire_codec c{std::move(name), internal::type_id<M>(), nullptr, nullptr, 0};
   if constexpr (std::is_same_v<M, std::string> || std::is_same_v<M, std::vector<std::byte>>) {
     c.encode = [](const void* p, std::string& out) {
       const M& m = *static_cast<const M*>(p);
@@ -100,6 +103,7 @@ void register_message(std::string name) {
     c.encode = [](const void* p, std::string& out) {
       out.append(static_cast<const char*>(p), sizeof(M));
     };
+    c.fixed_size = sizeof(M);
     c.decode = [](const std::byte* b, std::size_t n, std::string& error) -> envelope* {
       if (n != sizeof(M)) {
         error = "expected " + std::to_string(sizeof(M)) + " bytes, got " + std::to_string(n);

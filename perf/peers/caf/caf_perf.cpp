@@ -1,11 +1,13 @@
 // caf-perf: the Troupe comparison workloads written for CAF 0.17.
 //
 //   caf-perf --workload NAME --workers W [--n N] [--runs R] [--json]
-//            [--max-throughput T]
+//            [--max-throughput T] [--policy stealing|sharing]
 //
-// Workloads: pingpong, fanin-k1, fanin-k2, fanin-k8, ring, spawn, skynet.
-// Each run prints one line "caf <workload> <value> <unit>" (or one JSON
-// object with --json); spawn prints a second "spawn-bytes" line.
+// Workloads: pingpong, fanin-k1, fanin-k2, fanin-k8, ring, spawn, skynet,
+// and, when built with CAF's io library, remote-pingpong and remote-pipeline
+// (two processes on 127.0.0.1; see caf_remote.hpp). Each run prints one line
+// "caf <workload> <value> <unit>" (or one JSON object with --json); spawn
+// prints a second "spawn-bytes" line.
 //
 // All hot paths use event-based actors and asynchronous sends. The main
 // thread owns a scoped_actor only to kick a workload off and to wait for its
@@ -21,12 +23,17 @@
 // low also throttles the receiver. Measured on the 2-core reference machine,
 // limits of 1000 and 100 were within run-to-run noise of unlimited on every
 // workload, and 1 or 10 cut fan-in throughput by up to half, so the default
-// stays. --max-throughput T sets it anyway (0 = default).
+// stays. --max-throughput T sets it anyway (0 = default). --policy sharing
+// selects CAF's other scheduler, one shared job queue for all workers.
 //
 // The fan-in receiver's mailbox is not bounded: CAF has no back-pressure for
 // plain sends, so when the senders outpace the receiver its mailbox grows.
 
 #include <caf/all.hpp>
+
+#ifdef CAF_PERF_REMOTE
+#include "caf_remote.hpp"
+#endif
 
 #include <cerrno>
 #include <chrono>
@@ -35,6 +42,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <mutex>
 #include <string>
@@ -42,6 +50,7 @@
 #include <vector>
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -153,6 +162,8 @@ struct options {
   int runs = 1;
   bool json = false;
   long long max_throughput = 0;  // 0: CAF default (unlimited)
+  std::string policy;            // empty: CAF default (stealing)
+  bool serve_remote = false;     // side B of a remote workload (internal)
 };
 
 void report(const options& opts, const std::string& workload, double value, const char* unit) {
@@ -177,6 +188,10 @@ void configure(actor_system_config& cfg, const options& opts) {
   cfg.set("scheduler.max-threads", static_cast<int>(opts.workers));
   if (opts.max_throughput > 0)
     cfg.set("scheduler.max-throughput", static_cast<int64_t>(opts.max_throughput));
+  if (opts.policy == "sharing")
+    cfg.set("scheduler.policy", atom("sharing"));
+  else if (opts.policy == "stealing")
+    cfg.set("scheduler.policy", atom("stealing"));
 }
 
 // -- pingpong -----------------------------------------------------------------
@@ -463,9 +478,13 @@ skynet_result run_skynet(actor_system& sys, int64_t leaves) {
   if (msg) std::fprintf(stderr, "caf-perf: %s\n", msg);
   std::fprintf(stderr,
                "usage: caf-perf --workload NAME --workers W [--n N] [--runs R]"
-               " [--json] [--max-throughput T]\n"
+               " [--json] [--max-throughput T] [--policy stealing|sharing]\n"
                "workloads: pingpong fanin-k1 fanin-k2 fanin-k8 ring spawn"
-               " skynet\n");
+               " skynet"
+#ifdef CAF_PERF_REMOTE
+               " remote-pingpong remote-pipeline"
+#endif
+               "\n");
   std::exit(2);
 }
 
@@ -499,6 +518,10 @@ options parse_args(int argc, char** argv) {
       opts.json = true;
     else if (arg == "--max-throughput")
       opts.max_throughput = parse_number("--max-throughput", value());
+    else if (arg == "--policy")
+      opts.policy = value();
+    else if (arg == "--serve-remote")
+      opts.serve_remote = true;
     else if (arg == "--help" || arg == "-h")
       usage(nullptr);
     else
@@ -508,6 +531,8 @@ options parse_args(int argc, char** argv) {
   if (opts.workers < 1) usage("--workers must be at least 1");
   if (opts.runs < 1) usage("--runs must be at least 1");
   if (opts.n == 0) usage("--n must be positive");
+  if (!opts.policy.empty() && opts.policy != "stealing" && opts.policy != "sharing")
+    usage("--policy must be stealing or sharing");
   return opts;
 }
 
@@ -515,8 +540,44 @@ uint64_t n_or(const options& opts, uint64_t fallback) {
   return opts.n > 0 ? static_cast<uint64_t>(opts.n) : fallback;
 }
 
+#ifdef CAF_PERF_REMOTE
+// The command line of side B: this program in serve mode with the same
+// scheduler settings.
+std::vector<std::string> serve_args(const options& opts) {
+  std::vector<std::string> args{"--serve-remote", "--workload", opts.workload, "--workers",
+                                std::to_string(opts.workers)};
+  if (opts.max_throughput > 0) {
+    args.emplace_back("--max-throughput");
+    args.push_back(std::to_string(opts.max_throughput));
+  }
+  if (!opts.policy.empty()) {
+    args.emplace_back("--policy");
+    args.push_back(opts.policy);
+  }
+  return args;
+}
+
+bool run_remote_once(const options& opts) {
+  actor_system_config cfg;
+  configure(cfg, opts);
+  const auto& w = opts.workload;
+  try {
+    auto n = n_or(opts, caf_perf::remote_default_n(w));
+    auto rate = caf_perf::run_remote(cfg, w, n, serve_args(opts));
+    report(opts, w, rate, w == "remote-pingpong" ? "rt/s" : "msg/s");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "caf-perf: %s: %s\n", w.c_str(), e.what());
+    return false;
+  }
+  return true;
+}
+#endif
+
 // Runs one repetition of the selected workload; returns false on failure.
 bool run_once(const options& opts) {
+#ifdef CAF_PERF_REMOTE
+  if (caf_perf::is_remote_workload(opts.workload)) return run_remote_once(opts);
+#endif
   actor_system_config cfg;
   configure(cfg, opts);
   actor_system sys{cfg};
@@ -558,6 +619,20 @@ int main(int argc, char** argv) {
       usage("skynet --n (number of leaves) must be a power of 10, >= 10");
   }
   watchdog dog;
+  if (opts.serve_remote) {
+#ifdef CAF_PERF_REMOTE
+    if (!caf_perf::is_remote_workload(opts.workload))
+      usage("--serve-remote needs a remote workload");
+    // Bounded like a run; normally the measuring process ends it much sooner.
+    dog.arm("serving " + opts.workload);
+    actor_system_config cfg;
+    configure(cfg, opts);
+    caf_perf::serve_remote(cfg, opts.workload);
+    return 1;  // serve_remote returns only on failure
+#else
+    usage("built without CAF's io library: no remote workloads");
+#endif
+  }
   if (opts.runs == 1) {
     dog.arm(opts.workload);
     bool ok = run_once(opts);
@@ -569,12 +644,16 @@ int main(int argc, char** argv) {
   // one freed, and both its RSS delta and its speed are meaningless.
   for (int run = 0; run < opts.runs; ++run) {
     std::fflush(stdout);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
       std::perror("caf-perf: fork");
       return 1;
     }
     if (pid == 0) {
+      // The run dies with this process, even when it is killed outright.
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) std::_Exit(1);
       bool ok = run_once(opts);
       std::fflush(stdout);
       std::_Exit(ok ? 0 : 1);

@@ -9,15 +9,19 @@
 %% (p50 and p99). The message-passing workloads use plain processes, `!` and
 %% `receive` only (plus one spawn option for the fan-in receiver); the restart
 %% workloads use a real OTP supervisor (one_for_one) over a gen_server, both
-%% implemented by this module (see "restart" below). Each run is guarded by a
-%% watchdog process that halts the node with status 1 when the run takes longer
-%% than 120 s.
+%% implemented by this module (see "restart" below). The remote workloads run
+%% between this node and a peer node that each run starts (see "remote"
+%% below); run.sh starts this node distributed for them. Each run is guarded
+%% by a watchdog process that halts the node with status 1 when the run takes
+%% longer than 120 s (the peer node then goes down with it).
 
 -module(perf).
 -export([main/1]).
 %% Callbacks of both the supervisor and the gen_server of the restart
 %% workloads; init/1 tells them apart by its argument.
 -export([init/1, handle_call/3, handle_cast/2, handle_info/2]).
+%% Started on the peer node of the remote workloads.
+-export([remote_pong/1, remote_receiver/1]).
 
 -define(RUN_LIMIT_MS, 120000).
 -define(BURST, 1000).
@@ -25,6 +29,7 @@
 -define(RESTARTS_PER_SUPERVISOR, 100).
 -define(LATENCY_WARMUP, 1000).
 -define(RESTART_CHILD, perf_restart_child).
+-define(PEER_BOOT_MS, 30000).
 
 %% -- entry point --------------------------------------------------------------
 
@@ -50,6 +55,8 @@ default_n("skynet") -> 1000000;
 default_n("restart-fresh") -> 200000;
 default_n("restart-sustained") -> 100000;
 default_n("restart-latency") -> 20000;
+default_n("remote-pingpong") -> 20000;
+default_n("remote-pipeline") -> 2000000;
 default_n(Other) -> fail("unknown workload ~s", [Other]).
 
 check_args(Workload, N, Runs) ->
@@ -110,6 +117,12 @@ run("restart-latency", N, Json) ->
     {P50, P99} = quiet(fun() -> restart_latency(N) end),
     report(Json, "restart-latency", P50, "us-p50"),
     report(Json, "restart-latency", P99, "us-p99");
+run("remote-pingpong", N, Json) ->
+    Seconds = with_peer(fun(Node) -> remote_pingpong(Node, N) end),
+    report(Json, "remote-pingpong", N / Seconds, "rt/s");
+run("remote-pipeline", N, Json) ->
+    Seconds = with_peer(fun(Node) -> remote_pipeline(Node, N) end),
+    report(Json, "remote-pipeline", N / Seconds, "msg/s");
 run(Other, _, _) ->
     fail("unknown workload ~s", [Other]).
 
@@ -494,3 +507,155 @@ handle_cast(crash, _State) ->
 
 handle_info(_Msg, State) ->
     {noreply, State}.
+
+%% -- remote -------------------------------------------------------------------
+
+%% Two nodes, two OS processes, distributed Erlang over TCP on 127.0.0.1.
+%% This node (A, started by run.sh with -name ...@127.0.0.1 and a private
+%% cookie) starts the peer node B for each run with the `peer` module: B is a
+%% child OS process of this node's VM (a port; peer's standard_io control
+%% connection, so B is not detached and this VM reaps it), started with the
+%% same +S W:W, the same cookie and this module on its code path. B halts as
+%% soon as its control connection closes, so also when A is halted by the
+%% watchdog. After each run A stops B and waits until B's OS process is gone.
+%% Both nodes listen on 127.0.0.1 only and find each other through the
+%% private epmd that run.sh started (ERL_EPMD_PORT, inherited by B); A then
+%% connects to B with net_kernel:connect_node/1.
+%%
+%%   remote-pingpong  a process on A sends {ping, self()} to a process on B,
+%%                    which answers pong; one outstanding at a time, N round
+%%                    trips.
+%%   remote-pipeline  a process on A sends N one-way messages to a process on
+%%                    B, each a 16-byte binary <<I:64, (N - I):64>> (two 64-bit
+%%                    integers), in bursts of 1000 with a turn through its own
+%%                    mailbox in between (as the fan-in senders do); then
+%%                    {count, self(), N}, which B answers once it has received
+%%                    all N. The time runs from the first send to the answer.
+%%
+%% Setup is outside the timing: booting B, connecting the nodes and spawning
+%% the process on B, which reports ready first. No warm-up messages.
+%% Flow control is the distribution's own: a process sending to a node whose
+%% output buffer holds more than dist_buf_busy_limit (1 MB by default) is
+%% suspended until it drains, so A's memory stays bounded.
+
+with_peer(Fun) ->
+    node() =/= nonode@nohost orelse
+        fail("remote workloads need a distributed node (use run.sh)", []),
+    S = integer_to_list(erlang:system_info(schedulers)),
+    Name = "troupe_perf_b_" ++ os:getpid() ++ "_"
+        ++ integer_to_list(erlang:unique_integer([positive])),
+    Args = ["-setcookie", atom_to_list(erlang:get_cookie()),
+            "+S", S ++ ":" ++ S,
+            "-start_epmd", "false",
+            "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
+            "-pa", filename:dirname(code:which(?MODULE))],
+    {ok, Peer, Node} = peer:start_link(#{name => Name, host => "127.0.0.1",
+                                         longnames => true, args => Args,
+                                         connection => standard_io,
+                                         wait_boot => ?PEER_BOOT_MS}),
+    OsPid = peer:call(Peer, os, getpid, []),
+    try
+        true = net_kernel:connect_node(Node),
+        Fun(Node)
+    after
+        peer:stop(Peer),
+        wait_os_process_gone(OsPid, 100)
+    end.
+
+%% Stopping the peer closes its port, on which it halts and is reaped; this
+%% waits for that (up to 5 s), so that no run overlaps the previous run's
+%% peer. Past that, the peer is killed by its PID.
+wait_os_process_gone(OsPid, 0) ->
+    os:cmd("kill -KILL " ++ OsPid),
+    ok;
+wait_os_process_gone(OsPid, Tries) ->
+    case file:read_file("/proc/" ++ OsPid ++ "/stat") of
+        {ok, Stat} ->
+            %% A zombie has exited already; its parent reaps it.
+            case string:split(Stat, ") ", trailing) of
+                [_, <<"Z", _/binary>>] -> ok;
+                _ -> timer:sleep(50), wait_os_process_gone(OsPid, Tries - 1)
+            end;
+        {error, _} ->
+            ok
+    end.
+
+%% Spawns Function(self()) on Node and waits until it runs there.
+spawn_ready(Node, Function) ->
+    Pid = spawn(Node, ?MODULE, Function, [self()]),
+    receive {ready, Pid} -> Pid end.
+
+remote_pingpong(Node, N) ->
+    Main = self(),
+    Pong = spawn_ready(Node, remote_pong),
+    Ping = spawn(fun() -> receive start -> ping(Pong, N, Main) end end),
+    T0 = now_ns(),
+    Ping ! start,
+    receive pingpong_done -> ok end,
+    Seconds = seconds_since(T0),
+    Pong ! stop,
+    Seconds.
+
+remote_pong(Main) ->
+    Main ! {ready, self()},
+    pong().
+
+remote_pipeline(Node, N) ->
+    Main = self(),
+    Receiver = spawn_ready(Node, remote_receiver),
+    Sender = spawn(fun() ->
+                           receive start -> ok end,
+                           pipeline_sender(Receiver, 0, N),
+                           Receiver ! {count, self(), N},
+                           receive
+                               {counted, Count} -> Main ! {pipeline_done, Count}
+                           end
+                   end),
+    T0 = now_ns(),
+    Sender ! start,
+    Count = receive {pipeline_done, C} -> C end,
+    Seconds = seconds_since(T0),
+    Count =:= N orelse
+        fail("receiver counted ~b messages, expected ~b", [Count, N]),
+    Receiver ! stop,
+    Seconds.
+
+pipeline_sender(_Receiver, N, N) ->
+    ok;
+pipeline_sender(Receiver, Sent, N) ->
+    End = min(N, Sent + ?BURST),
+    send_payloads(Receiver, Sent, End, N),
+    self() ! continue,
+    receive continue -> pipeline_sender(Receiver, End, N) end.
+
+send_payloads(_Receiver, End, End, _N) ->
+    ok;
+send_payloads(Receiver, I, End, N) ->
+    Receiver ! <<I:64, (N - I):64>>,
+    send_payloads(Receiver, I + 1, End, N).
+
+remote_receiver(Main) ->
+    Main ! {ready, self()},
+    pipeline_receiver(0, undefined).
+
+%% Counts the payloads; answers {count, From, Target} once Target have
+%% arrived. The answer does not rely on the request arriving last.
+pipeline_receiver(Count, Pending) ->
+    receive
+        <<_:64, _:64>> ->
+            Next = Count + 1,
+            case Pending of
+                {From, Next} ->
+                    From ! {counted, Next},
+                    pipeline_receiver(Next, undefined);
+                _ ->
+                    pipeline_receiver(Next, Pending)
+            end;
+        {count, From, Target} when Count >= Target ->
+            From ! {counted, Count},
+            pipeline_receiver(Count, undefined);
+        {count, From, Target} ->
+            pipeline_receiver(Count, {From, Target});
+        stop ->
+            ok
+    end.
