@@ -97,6 +97,11 @@ bool shard::handle_name_control(envelope* e) {
   return true;
 }
 
+void shard::forget_names_of(std::uint32_t engine) {
+  std::erase_if(name_cache_, [&](const auto& kv) { return kv.second.engine() == engine; });
+  std::erase_if(directory_, [&](const auto& kv) { return kv.second.engine() == engine; });
+}
+
 void shard::release_name(std::uint32_t slot, const address& who) {
   auto it = slot_names_.find(slot);
   if (it == slot_names_.end()) return;

@@ -8,7 +8,8 @@
 //                    | u32 payload_bytes | payload          one message
 //   flags    := bit 0: a reply; bit 1: same target as the frame's previous
 //               message (no target field); bit 2: same sender (no sender
-//               field); bit 3: a request id follows (else it is 0)
+//               field); bit 3: a request id follows (else it is 0); bit 4:
+//               for the receiving engine itself (a watch, a spawn, a name)
 //   kind 2   := heartbeat (empty body)
 //   kind 3   := goodbye: the reason, as text
 //

@@ -264,10 +264,17 @@ void link_table::send(envelope* e) {
   const std::uint32_t peer = e->target.engine();
   auto it = by_engine_.find(peer);
   if (it == by_engine_.end() || !it->second->up) {
-    shard_.dead_letter(e, dead_reason::no_route);
+    if (e->flags & flag_control) {
+      shard_.unroutable_control(e, "no link to engine " + std::to_string(peer));
+    } else {
+      shard_.dead_letter(e, dead_reason::no_route);
+    }
     return;
   }
   link* l = it->second;
+  if ((e->flags & flag_control) && e->type == type_id<watch_request>()) {
+    watches_[peer].emplace(e->target, e->as<watch_request>().watcher);
+  }
   if (!l->out.add(*e)) {
     shard_.dead_letter(e, dead_reason::unknown_type);
     return;
@@ -359,7 +366,18 @@ void link_table::deliver(link* l, frame::incoming&& m) {
     shard_.dead_letter(m.e, dead_reason::no_route);  // not for us: never relayed
     return;
   }
-  (void)l;
+  if (m.e->type == type_id<terminated>()) {  // a watch of ours has its answer
+    if (auto w = watches_.find(l->peer_engine); w != watches_.end()) {
+      const address who = m.e->as<terminated>().who;
+      auto [first, last] = w->second.equal_range(who);
+      for (auto i = first; i != last; ++i) {
+        if (i->second == m.e->target) {
+          w->second.erase(i);
+          break;
+        }
+      }
+    }
+  }
   shard_.send(m.e);
 }
 
@@ -389,8 +407,20 @@ void link_table::close(link* l, const std::string& why) {
         return;
       }
     }
-    shard_.peer_lost(l->peer_engine,
-                     "link to engine " + std::to_string(l->peer_engine) + " lost: " + why);
+    const std::string lost_why =
+        "link to engine " + std::to_string(l->peer_engine) + " lost: " + why;
+    fire_watches(l->peer_engine, lost_why);
+    shard_.peer_lost(l->peer_engine, lost_why);
+  }
+}
+
+void link_table::fire_watches(std::uint32_t engine, const std::string& why) {
+  auto w = watches_.find(engine);
+  if (w == watches_.end()) return;
+  auto list = std::move(w->second);
+  watches_.erase(w);
+  for (const auto& [target, watcher] : list) {
+    shard_.notify_watcher(watcher, target, "engine lost: " + why);
   }
 }
 

@@ -98,6 +98,8 @@ class link_table {
   void recount_backlog();
   void release(link* l);
   void deliver(link* l, frame::incoming&& m);
+  /// Every watch on `engine` fires with "engine lost: <why>".
+  void fire_watches(std::uint32_t engine, const std::string& why);
 
   shard& shard_;
   link_options opts_;
@@ -105,6 +107,9 @@ class link_table {
   std::uint16_t listen_port_ = 0;
   std::list<std::unique_ptr<link>> links_;
   std::unordered_map<std::uint32_t, link*> by_engine_;
+  /// Watches sent to each peer engine and not yet answered, target →
+  /// watcher: when the link to that engine is lost, each fires there.
+  std::unordered_map<std::uint32_t, std::unordered_multimap<address, address>> watches_;
   std::vector<std::string> dialers_;
   bool stopping_ = false;
   bool dirty_ = false;  ///< some link has bytes to send

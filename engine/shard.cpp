@@ -140,19 +140,26 @@ void shard::send(envelope* e) {
 }
 
 void shard::send_remote(envelope* e) {
-  if (e->target.is_null()) {
+  if (e->target.is_null() && (e->flags & flag_control) == 0) {
     dead_letter(e, dead_reason::no_such_actor);
-  } else if (e->flags & flag_control) {
-    // Watches and names across engines come with the directory between
-    // engines; until then the control message ends here.
-    destroy_envelope(e);
   } else if (links_) {
     links_->send(e);
   } else if (index_ != 0 && sys_.has_links()) {
     push_lane(0, e);  // shard 0 holds the links; the lane keeps this sender's order
+  } else if (e->flags & flag_control) {
+    unroutable_control(e, "no link to engine " + std::to_string(e->target.engine()));
   } else {
     dead_letter(e, dead_reason::no_route);
   }
+}
+
+void shard::unroutable_control(envelope* e, const std::string& why) {
+  if (e->type == type_id<watch_request>()) {
+    notify_watcher(e->as<watch_request>().watcher, e->target, "engine lost: " + why);
+  } else if (e->request != 0) {
+    queue_failure(*e, errc::peer_lost, why);
+  }
+  destroy_envelope(e);
 }
 
 void shard::push_lane(std::uint16_t dst, envelope* e) {
@@ -184,12 +191,12 @@ void shard::send_reply(const envelope& request, envelope* reply) {
 }
 
 void shard::deliver_here(envelope* e) {
-  if (e->flags & flag_control) {
-    handle_control(e);
-    return;
-  }
   if (e->target.engine() != engine_) [[unlikely]] {  // from a lane, for a link
     send_remote(e);
+    return;
+  }
+  if (e->flags & flag_control) {
+    handle_control(e);
     return;
   }
   if (e->is_reply()) {
@@ -276,8 +283,15 @@ void shard::handle_control(envelope* e) {
     return;
   } else if (handle_name_control(e)) {
     return;
+  } else if (e->type == type_id<remote_spawn>()) {
+    handle_remote_spawn(e);
   } else if (e->type == type_id<peer_lost_msg>()) {
     const peer_lost_msg& m = e->as<peer_lost_msg>();
+    // Watches from the lost engine: their notices could not reach it.
+    for (auto& [slot, list] : watchers_) {
+      std::erase_if(list, [&](const address& w) { return w.engine() == m.engine; });
+    }
+    forget_names_of(m.engine);
     for (std::uint32_t i = 0; i < pending_.size(); ++i) {
       pending_entry& pe = pending_[i];
       if (pe.waiter && pe.target.engine() == m.engine) {
@@ -1153,12 +1167,12 @@ void set_dead_letter_handler(shard& s, const address& handler) {
   }
 }
 void watch(shard& s, const address& watcher, const address& target) {
-  if (target.engine() != s.engine() || target.is_null() || target.shard() >= s.shard_count()) {
-    // Remote watches come with links between engines; until then such a
-    // target can never be seen alive from here.
+  if (target.is_null() || (target.engine() == s.engine() && target.shard() >= s.shard_count())) {
     s.notify_watcher(watcher, target, "not alive: no route to " + target.to_string());
     return;
   }
+  // On another engine: the watch crosses its link, and the link's end
+  // fires it ("engine lost") if the answer cannot come.
   envelope* e = make_envelope(watch_request{watcher}, watcher, target);
   e->flags |= flag_control;
   s.send(e);

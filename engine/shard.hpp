@@ -112,6 +112,9 @@ class alignas(64) shard {
   void count_peer_lost(std::size_t n);
   /// Every shard fails its asks to `engine` with `why`.
   void peer_lost(std::uint32_t engine, std::string why);
+  /// A control message for another engine that has no link: an ask fails,
+  /// a watch fires, anything else ends here.
+  void unroutable_control(envelope* e, const std::string& why);
   /// Tells `watcher` that `who` ended, and why.
   void notify_watcher(const address& watcher, const address& who, std::string reason);
 
@@ -206,6 +209,9 @@ class alignas(64) shard {
   // routing
   void deliver_here(envelope* e);
   void send_remote(envelope* e);
+  void handle_remote_spawn(envelope* e);
+  /// Cached names (and names kept here) of actors on `engine`, now lost.
+  void forget_names_of(std::uint32_t engine);
   void push_lane(std::uint16_t dst, envelope* e);
   /// deliver_here from the top of the loop (never inside a handler): an
   /// idle actor with an empty mailbox handles `e` at once.

@@ -216,14 +216,26 @@ void system_impl::outside_send(envelope* e) {
   dead_reason why = dead_reason::count_;
   if (stopped())
     why = dead_reason::shutting_down;
-  else if (to.engine() != options_.engine_id && (to.is_null() || !has_links_ || control))
-    why = to.is_null() ? dead_reason::no_such_actor : dead_reason::no_route;
+  else if (to.engine() != options_.engine_id && ((to.is_null() && !control) || !has_links_))
+    why = to.is_null() && !control ? dead_reason::no_such_actor : dead_reason::no_route;
   else if (to.engine() != options_.engine_id) {
     shards_[0]->post_outside(e);  // shard 0 holds the links to other engines
     return;
   } else if (to.shard() >= shards_.size())
     why = dead_reason::no_such_actor;
   if (why != dead_reason::count_) {
+    if (control && e->request && e->sender.shard() == address::outside_shard &&
+        to.engine() != options_.engine_id) {
+      // A spawn or name on another engine, and no links at all.
+      auto* r = make_envelope(
+          ask_failure{errc::peer_lost, "no link to engine " + std::to_string(to.engine())},
+          e->target, e->sender);
+      r->request = e->request;
+      r->flags |= flag_reply;
+      if (!deliver_outside(r)) destroy_envelope(r);
+      destroy_envelope(e);
+      return;
+    }
     if (control) {
       if (e->type == type_id<install_actor>()) {
         install_actor& m = e->as<install_actor>();

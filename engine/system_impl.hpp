@@ -10,6 +10,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "shard.hpp"
 #include "troupe/system.hpp"
 
@@ -25,6 +27,16 @@ struct install_actor {
   supervision_policy policy;
   std::string name;  ///< of a named actor, else empty
 };
+/// To shard 0 of an engine, from any engine (an ask): spawn the actor type
+/// registered as `type`. Reply: its address.
+struct remote_spawn {
+  std::string type;
+  std::int32_t shard = -1;
+  std::uint8_t where = 0;  ///< troupe::placement
+  std::uint32_t mailbox_limit = 0;
+};
+void to_json(nlohmann::json& j, const remote_spawn& m);
+void from_json(const nlohmann::json& j, remote_spawn& m);
 struct enter_phase_msg {
   shutdown_phase phase;
 };

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "frame.hpp"
+#include "system_impl.hpp"
 #include "troupe/lifecycle.hpp"
 #include "troupe/message.hpp"
 
@@ -85,6 +86,8 @@ void ensure_builtins() {
     builtins b;
     register_message<ask_failure>("troupe.ask_failure");
     register_message<terminated>("troupe.terminated");
+    register_message<watch_request>("troupe.watch");
+    register_message<remote_spawn>("troupe.spawn");
     return true;
   }();
   (void)once;
@@ -179,7 +182,8 @@ constexpr std::uint8_t flag_is_reply = 1;
 constexpr std::uint8_t flag_same_target = 2;
 constexpr std::uint8_t flag_same_sender = 4;
 constexpr std::uint8_t flag_has_request = 8;
-constexpr std::uint8_t known_flags = 15;
+constexpr std::uint8_t flag_is_control = 16;
+constexpr std::uint8_t known_flags = 31;
 
 }  // namespace
 
@@ -224,6 +228,7 @@ bool writer::add(const envelope& e) {
   if (in_frame_ && e.target == last_target_) flags |= flag_same_target;
   if (in_frame_ && e.sender == last_sender_) flags |= flag_same_sender;
   if (e.request != 0) flags |= flag_has_request;
+  if (e.flags & flag_control) flags |= flag_is_control;
   const std::size_t head = 1 + 2 + 1 + ((flags & flag_same_target) ? 0 : address::wire_size) +
                            ((flags & flag_same_sender) ? 0 : address::wire_size) +
                            ((flags & flag_has_request) ? 8 : 0) + 4;
@@ -340,6 +345,7 @@ std::string reader::decode_messages(std::string_view body, std::vector<incoming>
         m.e->sender = m.sender;
         m.e->request = m.request;
         if (m.reply) m.e->flags |= flag_reply;
+        if (flags & flag_is_control) m.e->flags |= flag_control;
       }
       c.at += len;
       out.push_back(std::move(m));

@@ -226,3 +226,95 @@ TEST_CASE("a type the other engine does not know is a dead letter there, and the
   }
   CHECK(sys.counters().dead(troupe::dead_reason::unknown_type) == 1);
 }
+
+namespace {
+
+struct watch_this {
+  address target;
+};
+struct notices_query {};
+/// Watches what it is told to and keeps the notices.
+struct watcher : troupe::actor<watcher, watch_this, troupe::terminated, notices_query> {
+  std::vector<troupe::terminated> seen;
+  /// Answers once the watch has reached the target's engine: an ask behind
+  /// it on the same path (this shard, its lane, the link) has come back.
+  troupe::task<bool> on(const watch_this& w) {
+    watch(w.target);
+    if (w.target.engine() != 2) co_return true;
+    peer_test::echo_text probe{"probe"};
+    auto r = co_await ask<peer_test::echo_text>(w.target, std::move(probe), 5s);
+    co_return static_cast<bool>(r);
+  }
+  void on(const troupe::terminated& t) { seen.push_back(t); }
+  std::vector<troupe::terminated> on(const notices_query&) { return seen; }
+};
+
+std::vector<troupe::terminated> notices(troupe::system& sys, address w, std::size_t want) {
+  std::vector<troupe::terminated> got;
+  for (int i = 0; i < 500 && got.size() < want; ++i) {
+    got = sys.ask<std::vector<troupe::terminated>>(w, notices_query{}, 5s).value();
+    if (got.size() < want) std::this_thread::sleep_for(10ms);
+  }
+  return got;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "an actor type registered by name is spawned on another engine, and an unknown one is refused",
+    "[link][processes]") {
+  peer_test::register_messages();
+  peer_test::register_actors();
+  peer p(peer_args(2));
+  troupe::system sys(engine_one({peer_port(p)}));
+  REQUIRE(ask_until_linked(sys, p.echo, "up"));
+  auto a = sys.spawn_on(2, "peer_test.echo", troupe::spawn_options{.shard = 1});
+  REQUIRE(a);
+  CHECK(a.value().engine() == 2);
+  CHECK(a.value().shard() == 1);
+  CHECK(a.value() != p.echo);
+  auto r = sys.ask<peer_test::echo_text>(a.value(), peer_test::echo_text{"made there"}, 5s);
+  REQUIRE(r);
+  CHECK(r.value().text == "made there");
+  // The same call for this engine spawns here.
+  auto here = sys.spawn_on(1, "peer_test.echo");
+  REQUIRE(here);
+  CHECK(here.value().engine() == 1);
+  auto unknown = sys.spawn_on(2, "peer_test.nobody");
+  REQUIRE(!unknown);
+  CHECK(unknown.err().code() == troupe::errc::not_found);
+  CHECK(unknown.err().text() == "engine 2 has no actor type named 'peer_test.nobody'");
+  auto nowhere = sys.spawn_on(9, "peer_test.echo");
+  REQUIRE(!nowhere);
+  CHECK(nowhere.err().code() == troupe::errc::peer_lost);
+  CHECK(nowhere.err().text() == "no link to engine 9");
+}
+
+TEST_CASE("a watch on another engine fires when the actor ends, and when its engine is lost",
+          "[link][processes]") {
+  peer_test::register_messages();
+  peer_test::register_actors();
+  auto p = std::make_unique<peer>(peer_args(2));
+  troupe::system sys(engine_one({peer_port(*p)}));
+  REQUIRE(ask_until_linked(sys, p->echo, "up"));
+  const address first = sys.spawn_on(2, "peer_test.echo").value();
+  const address second = sys.spawn_on(2, "peer_test.echo").value();
+  address w = sys.spawn<watcher>(troupe::spawn_options{.shard = 1});
+  CHECK(sys.ask<bool>(w, watch_this{address(9, 0, 1, 1)}, 5s).value());  // no link to 9
+  REQUIRE(sys.ask<bool>(w, watch_this{first}, 5s).value());
+  REQUIRE(sys.ask<bool>(w, watch_this{second}, 5s).value());
+  sys.tell(first, peer_test::quit{});
+  auto got = notices(sys, w, 2);
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].who == address(9, 0, 1, 1));
+  CHECK(got[0].reason == "engine lost: no link to engine 9");
+  CHECK(got[1].who == first);
+  CHECK(got[1].reason == "stopped");
+  p->proc.signal(SIGKILL);
+  got = notices(sys, w, 3);
+  REQUIRE(got.size() == 3);
+  CHECK(got[2].who == second);
+  CHECK(got[2].reason.rfind("engine lost: link to engine 2 lost: ", 0) == 0);
+  std::this_thread::sleep_for(200ms);
+  CHECK(notices(sys, w, 3).size() == 3);  // exactly once each
+}

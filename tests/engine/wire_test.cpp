@@ -176,8 +176,8 @@ TEST_CASE("malformed frames are errors that say what is wrong", "[wire]") {
   std::string define("\x01\x01\x00\x0a\x00test.point", 15);
   std::string msg("\x02\x01\x00\x08", 4);  // target, sender and a request id
   msg += std::string(16 + 16 + 8, '\0');
-  CHECK(error_of(frame(1, define + std::string("\x02\x01\x00\x10", 4))) ==
-        "unknown message flags 16");
+  CHECK(error_of(frame(1, define + std::string("\x02\x01\x00\x20", 4))) ==
+        "unknown message flags 32");
   CHECK(error_of(frame(1, define + std::string("\x02\x01\x00\x02", 4) + std::string(20, '\0'))) ==
         "a message refers to a previous one, but it is the first of its frame");
   CHECK(error_of(frame(1, define + msg + std::string("\x08\x00\x00\x00", 4) + std::string(8, 'p') +

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   peer_test::register_messages();
+  peer_test::register_actors();
   troupe::system_options o;
   o.engine_id = engine;
   o.shards = shards;

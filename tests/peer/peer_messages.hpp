@@ -32,6 +32,8 @@ struct relay {
 struct slow_echo {
   std::uint32_t ms;
 };
+/// Asks an echo to stop.
+struct quit {};
 
 inline void register_messages() {
   troupe::register_message<seq>("peer_test.seq");
@@ -40,6 +42,7 @@ inline void register_messages() {
   troupe::register_message<echo_text>("peer_test.echo_text");
   troupe::register_message<relay>("peer_test.relay");
   troupe::register_message<slow_echo>("peer_test.slow_echo");
+  troupe::register_message<quit>("peer_test.quit");
 }
 
 /// Counts `seq` messages and how many came out of order, per sender.
@@ -55,8 +58,10 @@ struct counter : troupe::actor<counter, seq, tally_query> {
   tally on(const tally_query&) { return t; }
 };
 
-/// Answers echo_text with itself; relays; answers slow_echo after a while.
-struct echo : troupe::actor<echo, echo_text, relay, slow_echo> {
+/// Answers echo_text with itself; relays; answers slow_echo after a while;
+/// stops on quit. Registered as "peer_test.echo" for spawn_on.
+struct echo : troupe::actor<echo, echo_text, relay, slow_echo, quit> {
+  void on(const quit&) { stop(); }
   echo_text on(const echo_text& m) { return m; }
   troupe::task<echo_text> on(const relay& r) {
     echo_text q{r.text};  // named: see actor_base::ask on GCC 12 and temporaries
@@ -68,5 +73,7 @@ struct echo : troupe::actor<echo, echo_text, relay, slow_echo> {
     co_return static_cast<int>(s.ms);
   }
 };
+
+inline void register_actors() { troupe::register_actor<echo>("peer_test.echo"); }
 
 }  // namespace peer_test

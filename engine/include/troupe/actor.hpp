@@ -102,6 +102,16 @@ detached run_handler_task(actor_base* self, shard* s, envelope* e, task<T> t);
 
 }  // namespace internal
 
+/// Lets other engines spawn A here by `type_name` (spawn_on). A must be
+/// default-constructible; every engine that should host it registers it.
+/// Throws std::invalid_argument if the name belongs to another type.
+template <class A>
+void register_actor(std::string type_name) {
+  static_assert(std::is_base_of_v<actor_base, A> && std::is_default_constructible_v<A>,
+                "register_actor<A>: A must be a default-constructible actor class.");
+  internal::register_actor_type(std::move(type_name), internal::factory_for<A>());
+}
+
 /// The base of every actor: its mailbox, its place on a shard, and the
 /// calls a handler may make (tell, ask, spawn, timers, stop).
 ///
@@ -207,6 +217,19 @@ class actor_base {
     internal::envelope* e = internal::make_name_claim(
         home_shard(), nullptr, self(), std::move(name), new A(std::forward<Args>(args)...), f, o);
     return ask_awaiter<address>(home_shard(), e, std::chrono::seconds(10));
+  }
+
+  /// A new actor of the type registered as `type_name` (register_actor) on
+  /// engine `engine` (this one too), placed there by `o`. Awaitable from a
+  /// coroutine handler; errc::not_found if that engine has no such type,
+  /// errc::peer_lost if there is no link to it. Its supervisor is that
+  /// engine's root guardian.
+  [[nodiscard]] ask_awaiter<address> spawn_on(std::uint32_t engine, std::string type_name,
+                                              spawn_options o = {},
+                                              duration timeout = std::chrono::seconds(10)) {
+    return ask_awaiter<address>(
+        home_shard(), internal::make_remote_spawn(engine, self(), std::move(type_name), o),
+        timeout);
   }
 
   /// The address of the actor named `name`, or errc::not_found. Answers

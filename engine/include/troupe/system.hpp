@@ -115,6 +115,16 @@ class system {
         std::chrono::seconds(10)));
   }
 
+  /// A new actor of the type registered as `type_name` on engine `engine`
+  /// (register_actor), placed there by `o`. Blocks until that engine
+  /// answers: errc::not_found if it has no such type, errc::peer_lost if
+  /// there is no link to it.
+  result<address> spawn_on(std::uint32_t engine, std::string type_name, spawn_options o = {},
+                           duration timeout = std::chrono::seconds(10)) {
+    return internal::take_reply<address>(internal::outside_ask(
+        *impl_, internal::make_remote_spawn(engine, address{}, std::move(type_name), o), timeout));
+  }
+
   /// The address of the actor named `name`, or errc::not_found.
   result<address> lookup_name(std::string name, duration timeout = std::chrono::seconds(5));
 

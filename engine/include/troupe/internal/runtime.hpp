@@ -113,6 +113,13 @@ envelope* make_name_claim(shard* from, system_impl* sys, const address& sender, 
 /// errc::not_found.
 envelope* make_name_lookup(shard* from, system_impl* sys, const address& sender, std::string name);
 std::optional<address> cached_name(shard& s, const std::string& name);
+/// An ask (control) to shard 0 of `engine`: spawn the actor type
+/// registered there as `type_name`. Reply: its address, or errc::not_found.
+envelope* make_remote_spawn(std::uint32_t engine, const address& sender, std::string type_name,
+                            const spawn_options& o);
+/// Actor types other engines may spawn here by name (register_actor).
+void register_actor_type(std::string type_name, actor_factory* f);
+actor_factory* actor_type_named(std::string_view type_name) noexcept;
 void cache_name(shard& s, const std::string& name, const address& a);
 
 /// The shard whose thread is calling, or nullptr outside any shard.
