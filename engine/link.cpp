@@ -160,6 +160,7 @@ task<bool> link_table::run_link(link* l) {
     was_up = true;
     l->up = true;
     if (!by_engine_.contains(l->peer_engine)) by_engine_[l->peer_engine] = l;
+    shard_.owner().engine_up(l->peer_engine);
     spdlog::info("engine {}: link to engine {} ({}) is up", shard_.engine(), l->peer_engine,
                  l->peer_text);
     std::vector<std::byte> buf(recv_chunk);
@@ -366,6 +367,39 @@ void link_table::deliver(link* l, frame::incoming&& m) {
     shard_.dead_letter(m.e, dead_reason::no_route);  // not for us: never relayed
     return;
   }
+  if (m.e->target.shard() >= shard_.shard_count() &&
+      m.e->target.shard() != address::outside_shard) {
+    if (m.e->flags & flag_control) {
+      destroy_envelope(m.e);
+    } else {
+      shard_.dead_letter(m.e, dead_reason::no_such_actor);  // no such shard here
+    }
+    return;
+  }
+  if (m.e->flags & flag_control) {
+    // Names: the directory shard here is this engine's business.
+    const message_type* t = m.e->type;
+    if (t == type_id<name_lookup>()) {
+      m.e->target = shard_.local_directory_for(m.e->as<name_lookup>().name);
+    } else if (t == type_id<name_reserve>()) {
+      m.e->target = shard_.local_directory_for(m.e->as<name_reserve>().name);
+    } else if (t == type_id<name_bind>()) {
+      m.e->target = shard_.local_directory_for(m.e->as<name_bind>().name);
+    } else if (t == type_id<name_release>()) {
+      m.e->target = shard_.local_directory_for(m.e->as<name_release>().name);
+    } else if (t == type_id<name_forget>()) {
+      // Every shard may have cached it.
+      const name_forget& f = m.e->as<name_forget>();
+      for (std::size_t i = 1; i < shard_.shard_count(); ++i) {
+        envelope* copy =
+            make_envelope(name_forget{f.name, f.who}, m.e->sender,
+                          address(shard_.engine(), static_cast<std::uint16_t>(i), 0, 0));
+        copy->flags |= flag_control;
+        shard_.send(copy);
+      }
+      m.e->target = address(shard_.engine(), 0, 0, 0);
+    }
+  }
   if (m.e->type == type_id<terminated>()) {  // a watch of ours has its answer
     if (auto w = watches_.find(l->peer_engine); w != watches_.end()) {
       const address who = m.e->as<terminated>().who;
@@ -409,6 +443,7 @@ void link_table::close(link* l, const std::string& why) {
     }
     const std::string lost_why =
         "link to engine " + std::to_string(l->peer_engine) + " lost: " + why;
+    shard_.owner().engine_down(l->peer_engine);
     fire_watches(l->peer_engine, lost_why);
     shard_.peer_lost(l->peer_engine, lost_why);
   }

@@ -140,7 +140,7 @@ void shard::send(envelope* e) {
 }
 
 void shard::send_remote(envelope* e) {
-  if (e->target.is_null() && (e->flags & flag_control) == 0) {
+  if (e->target.is_null() && (e->flags & (flag_control | flag_reply)) == 0) {
     dead_letter(e, dead_reason::no_such_actor);
   } else if (links_) {
     links_->send(e);

@@ -279,11 +279,30 @@ class alignas(64) shard {
   /// Handles a name_* control message; false if `e` is not one.
   bool handle_name_control(envelope* e);
   void release_name(std::uint32_t slot, const address& who);
+  /// A name_claim whose directory is on another engine: reserve the name
+  /// there, then spawn here and bind it, or answer with the one that lives.
+  void claim_remote_name(envelope* e, const address& dir);
+  /// The name was bound: the claims and reservations parked on it learn who.
+  void answer_parked_names(const std::string& name, const address& who);
+  void subscribe_name(const std::string& name, std::uint32_t engine);
+  /// Tells the engines that looked `name` up that its actor ended.
+  void notify_name_subscribers(const std::string& name, const address& who);
+  struct reservation {
+    std::uint32_t engine;             ///< the engine spawning the named actor
+    std::vector<envelope*> parked{};  ///< claims and reservations that wait for it
+  };
 
  public:
   /// The shard that keeps `name` in the directory, as an address to send
   /// control messages to. Any thread.
   address directory_for(std::string_view name) const;
+  /// The shard of this engine that keeps `name` when this engine is its
+  /// directory.
+  address local_directory_for(std::string_view name) const;
+  /// This shard as the sender of its own asks to other engines.
+  address control_self() const noexcept { return address(engine_, index_, UINT32_MAX, 1); }
+  /// The directory answered a claim_remote_name; `dir` is where it asked.
+  void finish_remote_claim(envelope* claim, const address& dir, envelope* reply);
   std::optional<address> cached_name(const std::string& name) const;
   void cache_name(const std::string& name, const address& a) { name_cache_[name] = a; }
 
@@ -356,6 +375,8 @@ class alignas(64) shard {
   std::unordered_map<std::string, address> directory_;         // names this shard keeps
   std::unordered_map<std::uint32_t, std::string> slot_names_;  // named actors living here
   std::unordered_map<std::string, address> name_cache_;        // lookups seen here
+  std::unordered_map<std::string, reservation> reserved_;      // names being spawned elsewhere
+  std::unordered_map<std::string, std::vector<std::uint32_t>> name_subscribers_;  // by name
   unsigned restart_depth_ = 0;  // restarts inside restarts go through a timer
   actor_base* ready_head_ = nullptr;
   actor_base* ready_tail_ = nullptr;

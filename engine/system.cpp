@@ -251,6 +251,24 @@ void system_impl::outside_send(envelope* e) {
   shards_[to.shard()]->post_outside(e);
 }
 
+std::vector<std::uint32_t> system_impl::known_engines() const {
+  std::lock_guard g(engines_lock_);
+  std::vector<std::uint32_t> all = peers_up_;
+  all.insert(std::upper_bound(all.begin(), all.end(), options_.engine_id), options_.engine_id);
+  return all;
+}
+
+void system_impl::engine_up(std::uint32_t id) {
+  std::lock_guard g(engines_lock_);
+  auto at = std::lower_bound(peers_up_.begin(), peers_up_.end(), id);
+  if (at == peers_up_.end() || *at != id) peers_up_.insert(at, id);
+}
+
+void system_impl::engine_down(std::uint32_t id) {
+  std::lock_guard g(engines_lock_);
+  std::erase(peers_up_, id);
+}
+
 void system_impl::fail_outside_asks(std::uint32_t engine, const std::string& why) {
   std::lock_guard g(waiters_lock_);
   for (auto it = waiters_.begin(); it != waiters_.end();) {

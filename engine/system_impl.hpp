@@ -98,6 +98,28 @@ struct name_forget {
   std::string name;
   address who;
 };
+/// From a shard of another engine to a name's directory shard (an ask):
+/// the address of the actor named `name`, or the null address, which
+/// reserves the name for the asking engine until its name_bind.
+struct name_reserve {
+  std::string name;
+};
+/// To a name's directory shard: the engine that reserved `name` has
+/// spawned `who` under it.
+struct name_bind {
+  std::string name;
+  address who;
+};
+void to_json(nlohmann::json& j, const name_lookup& m);
+void from_json(const nlohmann::json& j, name_lookup& m);
+void to_json(nlohmann::json& j, const name_reserve& m);
+void from_json(const nlohmann::json& j, name_reserve& m);
+void to_json(nlohmann::json& j, const name_bind& m);
+void from_json(const nlohmann::json& j, name_bind& m);
+void to_json(nlohmann::json& j, const name_release& m);
+void from_json(const nlohmann::json& j, name_release& m);
+void to_json(nlohmann::json& j, const name_forget& m);
+void from_json(const nlohmann::json& j, name_forget& m);
 
 class system_impl {
  public:
@@ -112,6 +134,11 @@ class system_impl {
   std::uint32_t engine() const noexcept { return options_.engine_id; }
   bool inline_mode() const noexcept { return options_.inline_mode; }
   bool has_links() const noexcept { return has_links_; }
+  /// The engines this one knows to be up (itself and its linked peers),
+  /// sorted: the directory spreads names over them.
+  std::vector<std::uint32_t> known_engines() const;
+  void engine_up(std::uint32_t id);
+  void engine_down(std::uint32_t id);
   std::uint16_t listen_port() const noexcept { return listen_port_; }
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
@@ -156,6 +183,8 @@ class system_impl {
   std::unordered_map<std::uint64_t, outside_waiter*> waiters_;
   std::atomic<std::uint64_t> next_request_{1};
   bool has_links_ = false;
+  mutable std::mutex engines_lock_;
+  std::vector<std::uint32_t> peers_up_;  ///< sorted
   std::uint16_t listen_port_ = 0;
 };
 

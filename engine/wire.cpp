@@ -88,6 +88,11 @@ void ensure_builtins() {
     register_message<terminated>("troupe.terminated");
     register_message<watch_request>("troupe.watch");
     register_message<remote_spawn>("troupe.spawn");
+    register_message<name_lookup>("troupe.name_lookup");
+    register_message<name_reserve>("troupe.name_reserve");
+    register_message<name_bind>("troupe.name_bind");
+    register_message<name_release>("troupe.name_release");
+    register_message<name_forget>("troupe.name_forget");
     return true;
   }();
   (void)once;

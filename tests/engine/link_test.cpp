@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -317,4 +318,100 @@ TEST_CASE("a watch on another engine fires when the actor ends, and when its eng
   CHECK(got[2].reason.rfind("engine lost: link to engine 2 lost: ", 0) == 0);
   std::this_thread::sleep_for(200ms);
   CHECK(notices(sys, w, 3).size() == 3);  // exactly once each
+}
+
+namespace {
+
+template <class M>
+M with_name(const std::string& name) {
+  M m{};
+  std::snprintf(m.name, sizeof m.name, "%s", name.c_str());
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("named actors across three engines: one actor per name, resolved from every engine",
+          "[link][processes][names]") {
+  peer_test::register_messages();
+  peer_test::register_actors();
+  peer two(peer_args(2));
+  peer three(peer_args(3, {"--peer", peer_port(two)}));
+  troupe::system sys(engine_one({peer_port(two), peer_port(three)}));
+  REQUIRE(ask_until_linked(sys, two.echo, "up"));
+  REQUIRE(ask_until_linked(sys, three.echo, "up"));
+  // Engines 2 and 3 see each other too (a relay from one to the other).
+  auto relayed = [&](const peer& from, const peer& to) {
+    peer_test::relay r{to.echo, {}};
+    std::snprintf(r.text, sizeof r.text, "mesh");
+    for (int i = 0; i < 200; ++i) {
+      auto got = sys.ask<peer_test::echo_text>(from.echo, r, 5s);
+      if (got && got.value().text == "mesh") return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  };
+  REQUIRE(relayed(two, three));
+  REQUIRE(relayed(three, two));
+
+  const std::vector<std::string> names = {"alpha", "bravo",   "charlie", "delta",
+                                          "echo",  "foxtrot", "golf",    "hotel"};
+  std::map<std::string, address> named;
+  for (const std::string& name : names) {
+    // Three engines claim the name at the same time.
+    address a2, a3;
+    std::thread t2([&] {
+      a2 = sys.ask<address>(two.echo, with_name<peer_test::name_claim_req>(name), 10s).value();
+    });
+    std::thread t3([&] {
+      a3 = sys.ask<address>(three.echo, with_name<peer_test::name_claim_req>(name), 10s).value();
+    });
+    auto a1 = sys.spawn_named<peer_test::echo>(name, {});
+    t2.join();
+    t3.join();
+    REQUIRE(a1);
+    INFO(name << ": " << a1.value().to_string() << " " << a2.to_string() << " " << a3.to_string());
+    CHECK(a2 == a1.value());
+    CHECK(a3 == a1.value());
+    named[name] = a1.value();
+    // Resolved from every engine.
+    CHECK(sys.lookup_name(name).value() == a1.value());
+    CHECK(sys.ask<address>(two.echo, with_name<peer_test::name_query>(name), 5s).value() ==
+          a1.value());
+    CHECK(sys.ask<address>(three.echo, with_name<peer_test::name_query>(name), 5s).value() ==
+          a1.value());
+    auto hello = sys.ask<peer_test::echo_text>(a1.value(), peer_test::echo_text{name}, 5s);
+    REQUIRE(hello);
+    CHECK(hello.value().text == name);
+  }
+  // Claimed from one engine only, a named actor lives there, whichever
+  // engine keeps its name.
+  for (const std::string name : {"india", "juliet", "kilo", "lima", "mike", "november"}) {
+    const address a =
+        sys.ask<address>(three.echo, with_name<peer_test::name_claim_req>(name), 10s).value();
+    CHECK(a.engine() == 3);
+    CHECK(sys.lookup_name(name).value() == a);
+    CHECK(sys.ask<address>(two.echo, with_name<peer_test::name_query>(name), 5s).value() == a);
+  }
+  // A named actor ends: every engine forgets the name (caches too).
+  const address gone = named["alpha"];
+  sys.tell(gone, peer_test::quit{});
+  auto forgotten_everywhere = [&](const std::string& name) {
+    for (int i = 0; i < 300; ++i) {
+      const bool here = !sys.lookup_name(name);
+      const bool at2 =
+          sys.ask<address>(two.echo, with_name<peer_test::name_query>(name), 5s).value().is_null();
+      const bool at3 = sys.ask<address>(three.echo, with_name<peer_test::name_query>(name), 5s)
+                           .value()
+                           .is_null();
+      if (here && at2 && at3) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
+  CHECK(forgotten_everywhere("alpha"));
+  // The name can be taken again, by a new actor.
+  auto again = sys.spawn_named<peer_test::echo>("alpha", {});
+  REQUIRE(again);
+  CHECK(again.value() != gone);
 }

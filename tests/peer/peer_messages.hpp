@@ -34,6 +34,14 @@ struct slow_echo {
 };
 /// Asks an echo to stop.
 struct quit {};
+/// Asks an echo for the address of the actor named `name` (null: none).
+struct name_query {
+  char name[32];
+};
+/// Asks an echo to spawn_named an echo called `name`; answers its address.
+struct name_claim_req {
+  char name[32];
+};
 
 inline void register_messages() {
   troupe::register_message<seq>("peer_test.seq");
@@ -43,6 +51,8 @@ inline void register_messages() {
   troupe::register_message<relay>("peer_test.relay");
   troupe::register_message<slow_echo>("peer_test.slow_echo");
   troupe::register_message<quit>("peer_test.quit");
+  troupe::register_message<name_query>("peer_test.name_query");
+  troupe::register_message<name_claim_req>("peer_test.name_claim_req");
 }
 
 /// Counts `seq` messages and how many came out of order, per sender.
@@ -60,8 +70,16 @@ struct counter : troupe::actor<counter, seq, tally_query> {
 
 /// Answers echo_text with itself; relays; answers slow_echo after a while;
 /// stops on quit. Registered as "peer_test.echo" for spawn_on.
-struct echo : troupe::actor<echo, echo_text, relay, slow_echo, quit> {
+struct echo : troupe::actor<echo, echo_text, relay, slow_echo, quit, name_query, name_claim_req> {
   void on(const quit&) { stop(); }
+  troupe::task<troupe::address> on(const name_query& q) {
+    auto r = co_await lookup_name(q.name);
+    co_return r ? r.value() : troupe::address{};
+  }
+  troupe::task<troupe::address> on(const name_claim_req& q) {
+    auto r = co_await spawn_named<echo>(q.name, {});
+    co_return r ? r.value() : troupe::address{};
+  }
   echo_text on(const echo_text& m) { return m; }
   troupe::task<echo_text> on(const relay& r) {
     echo_text q{r.text};  // named: see actor_base::ask on GCC 12 and temporaries
