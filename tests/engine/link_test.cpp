@@ -94,14 +94,14 @@ TEST_CASE("tell and ask reach an actor in another engine process, in order", "[l
   REQUIRE(r);
   CHECK(r.value().text == "hello, engine 2");
 
-  // Per-pair order over many messages, from two shards at once.
-  constexpr std::uint64_t n = 200'000;
+  // Per-pair order over 1,000,000 messages, from two shards at once.
+  constexpr std::uint64_t n = 500'000;
   address s0 = sys.spawn<sender>(troupe::spawn_options{.shard = 0});
   address s1 = sys.spawn<sender>(troupe::spawn_options{.shard = 1});
   sys.tell(s0, flood{p.counter, n});
   sys.tell(s1, flood{p.counter, n});
   peer_test::tally t{};
-  for (int i = 0; i < 1000 && t.received < 2 * n; ++i) {
+  for (int i = 0; i < 6000 && t.received < 2 * n; ++i) {
     t = sys.ask<peer_test::tally>(p.counter, peer_test::tally_query{}, 5s).value();
     if (t.received < 2 * n) std::this_thread::sleep_for(10ms);
   }
@@ -140,7 +140,10 @@ TEST_CASE("a killed engine fails the asks waiting on it, and its restart links a
   const std::string me = "127.0.0.1:" + std::to_string(sys.listen_port());
   auto p = std::make_unique<peer>(peer_args(2, {"--peer", me}));
   REQUIRE(ask_until_linked(sys, p->echo, "up"));
-  // An ask the peer holds for 30 s, then kill -9: it must end long before.
+  // Under load (a flood to its counter), an ask the peer holds for 30 s,
+  // then kill -9: the ask must end long before.
+  address flooder = sys.spawn<sender>(troupe::spawn_options{.shard = 1});
+  sys.tell(flooder, flood{p->counter, 2'000'000});
   std::thread killer([&] {
     std::this_thread::sleep_for(200ms);
     p->proc.signal(SIGKILL);
@@ -152,6 +155,12 @@ TEST_CASE("a killed engine fails the asks waiting on it, and its restart links a
   REQUIRE(!r);
   CHECK(r.err().code() == troupe::errc::peer_lost);
   CHECK(took < 5s);  // the peer timeout is 1 s
+  // What the flood could not deliver is counted as dead letters.
+  for (int i = 0; i < 500 && sys.counters().dead(troupe::dead_reason::no_route) == 0; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto st = sys.counters();
+  CHECK(st.dead(troupe::dead_reason::peer_lost) + st.dead(troupe::dead_reason::no_route) > 0);
   // Sending to it now is a dead letter, not a wait.
   auto again = sys.ask<peer_test::echo_text>(p->echo, peer_test::echo_text{"x"}, 5s);
   CHECK(!again);
