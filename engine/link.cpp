@@ -323,11 +323,17 @@ detached link_table::send_pending(link* l) {
 
 detached link_table::tick_loop() {
   const auto every = std::max(opts_.heartbeat / 2, duration(std::chrono::milliseconds(10)));
+  auto last_tick = clk::now();
   while (!stopping_) {
     co_await sleep_for{every};
     const auto now = clk::now();
+    // A tick that comes late means this shard was busy (a long handler):
+    // it has not been reading, so its peers' silence proves nothing yet.
+    const bool stalled = now - last_tick > every + opts_.peer_timeout / 4;
+    last_tick = now;
     for (auto& l : links_) {
       if (l->closed) continue;
+      if (stalled) l->last_heard = std::max(l->last_heard, now - opts_.peer_timeout / 2);
       if (now - l->last_heard > opts_.peer_timeout) {
         close(l.get(),
               l->up ? "no traffic from the peer for " +

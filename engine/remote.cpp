@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstring>
+#include <optional>
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
@@ -15,7 +16,7 @@ namespace {
 
 struct actor_types {
   std::shared_mutex lock;
-  std::unordered_map<std::string, actor_factory*> by_name;
+  std::unordered_map<std::string, actor_type> by_name;
 };
 
 actor_types& the_types() {
@@ -80,22 +81,29 @@ void from_json(const nlohmann::json& j, remote_spawn& m) {
   m.mailbox_limit = j.at("limit").get<std::uint32_t>();
 }
 
-void register_actor_type(std::string type_name, actor_factory* f) {
+void register_actor_type(std::string type_name, actor_type type) {
   if (type_name.empty()) throw std::invalid_argument("register_actor: an empty type name");
   actor_types& t = the_types();
   std::unique_lock g(t.lock);
-  auto [it, fresh] = t.by_name.try_emplace(std::move(type_name), f);
-  if (!fresh && it->second != f) {
+  auto [it, fresh] = t.by_name.try_emplace(std::move(type_name), type);
+  if (!fresh && it->second.tag != type.tag) {
     throw std::invalid_argument("actor type name '" + it->first +
                                 "' is already registered for another class");
   }
 }
 
-actor_factory* actor_type_named(std::string_view type_name) noexcept {
+std::optional<actor_type> actor_type_named(std::string_view type_name) noexcept {
   actor_types& t = the_types();
   std::shared_lock g(t.lock);
   auto it = t.by_name.find(std::string(type_name));
-  return it == t.by_name.end() ? nullptr : it->second;
+  if (it == t.by_name.end()) return std::nullopt;
+  return it->second;
+}
+
+void unregister_actor_type(const std::string& type_name) {
+  actor_types& t = the_types();
+  std::unique_lock g(t.lock);
+  t.by_name.erase(type_name);
 }
 
 envelope* make_remote_spawn(std::uint32_t engine, const address& sender, std::string type_name,
@@ -109,8 +117,8 @@ envelope* make_remote_spawn(std::uint32_t engine, const address& sender, std::st
 
 void shard::handle_remote_spawn(envelope* e) {
   const remote_spawn& m = e->as<remote_spawn>();
-  actor_factory* f = actor_type_named(m.type);
-  if (!f) {
+  const std::optional<actor_type> type = actor_type_named(m.type);
+  if (!type) {
     queue_failure(
         *e, errc::not_found,
         "engine " + std::to_string(engine_) + " has no actor type named '" + m.type + "'");
@@ -119,13 +127,33 @@ void shard::handle_remote_spawn(envelope* e) {
   } else if (m.where > static_cast<std::uint8_t>(placement::least_loaded)) {
     queue_failure(*e, errc::misuse, "unknown placement " + std::to_string(m.where));
   } else {
-    spawn_options o;
-    o.shard = m.shard;
-    o.where = static_cast<placement>(m.where);
-    o.mailbox_limit = m.mailbox_limit;
-    const address a = spawn_actor(this, nullptr, f->make(), f, address{}, nullptr, o);
-    send_reply(*e, make_envelope(address(a), e->target, e->sender));
+    std::string why;
+    const actor_type::made made = type->make(nlohmann::json(), why);
+    if (!made.actor) {
+      queue_failure(*e, errc::failed, "cannot make a '" + m.type + "': " + why);
+    } else {
+      spawn_options o;
+      o.shard = m.shard;
+      o.where = static_cast<placement>(m.where);
+      o.mailbox_limit = m.mailbox_limit;
+      const address a = spawn_actor(this, nullptr, made.actor, made.factory, address{}, nullptr, o);
+      send_reply(*e, make_envelope(address(a), e->target, e->sender));
+    }
   }
+}
+
+result<address> system_impl::spawn_type(const std::string& type_name, const nlohmann::json& args,
+                                        const spawn_options& o, const std::string& name) {
+  const std::optional<actor_type> type = actor_type_named(type_name);
+  if (!type) return error(errc::not_found, "no actor type named '" + type_name + "'");
+  std::string why;
+  const actor_type::made made = type->make(args, why);
+  if (!made.actor) return error(errc::failed, "cannot make a '" + type_name + "': " + why);
+  if (name.empty())
+    return spawn_actor(nullptr, this, made.actor, made.factory, address{}, nullptr, o);
+  return take_reply<address>(
+      outside_ask(make_name_claim(nullptr, this, address{}, name, made.actor, made.factory, o),
+                  std::chrono::seconds(10)));
 }
 
 }  // namespace troupe::internal

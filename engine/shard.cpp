@@ -285,6 +285,8 @@ void shard::handle_control(envelope* e) {
     return;
   } else if (e->type == type_id<remote_spawn>()) {
     handle_remote_spawn(e);
+  } else if (e->type == type_id<module_census>()) {
+    handle_census(e);
   } else if (e->type == type_id<peer_lost_msg>()) {
     const peer_lost_msg& m = e->as<peer_lost_msg>();
     // Watches from the lost engine: their notices could not reach it.

@@ -210,6 +210,7 @@ class alignas(64) shard {
   void deliver_here(envelope* e);
   void send_remote(envelope* e);
   void handle_remote_spawn(envelope* e);
+  void handle_census(envelope* e);
   /// Cached names (and names kept here) of actors on `engine`, now lost.
   void forget_names_of(std::uint32_t engine);
   void push_lane(std::uint16_t dst, envelope* e);

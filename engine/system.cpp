@@ -524,6 +524,19 @@ result<address> system::lookup_name(std::string name, duration timeout) {
       timeout));
 }
 
+result<address> system::spawn_type(const std::string& type_name, const nlohmann::json& args,
+                                   spawn_options o, const std::string& name) {
+  return impl_->spawn_type(type_name, args, o, name);
+}
+
+result<module_info> system::load_module(const std::string& path) {
+  return impl_->load_module(path);
+}
+result<done> system::unload_module(const std::string& name, bool stop_actors) {
+  return impl_->unload_module(name, stop_actors);
+}
+std::vector<module_info> system::modules() { return internal::loaded_modules(); }
+
 void system::set_dead_letter_handler(const address& handler) {
   impl_->set_dead_letter_handler(handler);
 }

@@ -12,7 +12,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
+
 #include "shard.hpp"
+#include "troupe/module.hpp"
 #include "troupe/system.hpp"
 
 namespace troupe::internal {
@@ -37,6 +40,13 @@ struct remote_spawn {
 };
 void to_json(nlohmann::json& j, const remote_spawn& m);
 void from_json(const nlohmann::json& j, remote_spawn& m);
+/// To every shard: count (and with `stop`, halt) the actors whose vtable
+/// lies in [lo, hi), the segments of a module; `done` gets the count.
+struct module_census {
+  std::uintptr_t lo, hi;
+  bool stop;
+  std::function<void(std::size_t)> done;
+};
 struct enter_phase_msg {
   shutdown_phase phase;
 };
@@ -121,6 +131,9 @@ void from_json(const nlohmann::json& j, name_release& m);
 void to_json(nlohmann::json& j, const name_forget& m);
 void from_json(const nlohmann::json& j, name_forget& m);
 
+/// The modules loaded in this process (engine/module.cpp).
+std::vector<module_info> loaded_modules();
+
 class system_impl {
  public:
   explicit system_impl(system_options options);
@@ -138,6 +151,14 @@ class system_impl {
   /// sorted: the directory spreads names over them.
   std::vector<std::uint32_t> known_engines() const;
   void engine_up(std::uint32_t id);
+  /// A new actor of a registered type, made from `args` (engine/remote.cpp).
+  result<address> spawn_type(const std::string& type_name, const nlohmann::json& args,
+                             const spawn_options& o, const std::string& name);
+  // modules (engine/module.cpp)
+  result<module_info> load_module(const std::string& path);
+  result<done> unload_module(const std::string& name, bool stop_actors);
+  /// Live actors with code in [lo, hi) over all shards (SIZE_MAX: no answer).
+  std::size_t census(std::uintptr_t lo, std::uintptr_t hi, bool stop);
   void engine_down(std::uint32_t id);
   std::uint16_t listen_port() const noexcept { return listen_port_; }
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }

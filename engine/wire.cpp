@@ -117,6 +117,18 @@ void register_codec(wire_codec c) {
   r.owned.push_back(std::move(owned));
 }
 
+void retire_codec(const std::string& name) {
+  registry& r = the_registry();
+  std::unique_lock g(r.lock);
+  auto it = r.by_name.find(name);
+  if (it == r.by_name.end()) return;
+  const wire_codec* c = it->second;
+  r.by_name.erase(it);
+  r.by_type.erase(c->type);
+  // The object stays (links may hold it); it only stops being used.
+  std::atomic_ref<bool>(const_cast<wire_codec*>(c)->retired).store(true, std::memory_order_release);
+}
+
 const wire_codec* codec_for(const message_type* t) noexcept {
   ensure_builtins();
   registry& r = the_registry();
@@ -342,7 +354,7 @@ std::string reader::decode_messages(std::string_view body, std::vector<incoming>
       if (!c.has(len)) return "payload of " + std::to_string(len) + " bytes overruns its frame";
       if (m.request >= (std::uint64_t{1} << 61)) return "request id out of range";
       m.type_name = names_[id - 1];
-      if (const wire_codec* codec = codecs_[id - 1]) {
+      if (const wire_codec* codec = codecs_[id - 1]; live_codec(codec)) {
         std::string why;
         m.e = codec->decode(reinterpret_cast<const std::byte*>(body.data() + c.at), len, why);
         if (!m.e) return "bad payload for " + names_[id - 1] + ": " + why;

@@ -75,10 +75,18 @@ struct flood {
   address to;
   std::uint64_t n;
 };
-/// Sends `n` numbered messages to a remote counter, in chunks.
-struct sender : troupe::actor<sender, flood> {
-  void on(const flood& f) {
-    for (std::uint64_t i = 1; i <= f.n; ++i) tell(f.to, peer_test::seq{i});
+struct flood_on {
+  address to;
+  std::uint64_t next, last;
+};
+/// Sends `n` numbered messages to a remote counter, a chunk per turn, so
+/// that its shard keeps reading its links in between.
+struct sender : troupe::actor<sender, flood, flood_on> {
+  void on(const flood& f) { on(flood_on{f.to, 1, f.n}); }
+  void on(const flood_on& f) {
+    const std::uint64_t end = std::min(f.last, f.next + 4095);
+    for (std::uint64_t i = f.next; i <= end; ++i) tell(f.to, peer_test::seq{i});
+    if (end < f.last) tell(self(), flood_on{f.to, end + 1, f.last});
   }
 };
 

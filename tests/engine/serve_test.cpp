@@ -152,7 +152,8 @@ TEST_CASE("troupe serve names a bad peer flag and an empty secret file, and exit
     auto status = p.wait_exit(20s);
     REQUIRE(status);
     CHECK(WEXITSTATUS(*status) != 0);
-    CHECK(p.output().find("peer 'nowhere' is not host:port") != std::string::npos);
+    CHECK(p.output().find("peers[0]: expected \"host:port\", got \"nowhere\"") !=
+          std::string::npos);
   }
   {
     const std::string empty = write_file("empty", "");
@@ -168,6 +169,63 @@ TEST_CASE("troupe serve names a bad peer flag and an empty secret file, and exit
     auto status = p.wait_exit(20s);
     REQUIRE(status);
     CHECK(WEXITSTATUS(*status) == 2);
-    CHECK(p.output().find("must be longer than --heartbeat") != std::string::npos);
+    CHECK(p.output().find("peer_timeout_ms: expected more than heartbeat_ms (500), got 400") !=
+          std::string::npos);
   }
+}
+
+TEST_CASE("troupe serve loads the modules it is given and names the ones it cannot load",
+          "[binary][serve][module]") {
+  child_process p({TROUPE_BINARY, "serve", "--shards", "1", "--module", TEST_GOOD_MODULE,
+                   "--module", TEST_NOT_A_MODULE, "--module", TEST_NO_ENTRY_MODULE});
+  REQUIRE(p.wait_for_output("serving", 10s));
+  CHECK(p.wait_for_output("loaded module 'test.good'", 10s));
+  CHECK(p.wait_for_output(
+      std::string("module ") + TEST_NOT_A_MODULE + ": not a loadable shared object", 10s));
+  CHECK(p.wait_for_output("no troupe_module_v1 entry point", 10s));
+  p.signal(SIGTERM);
+  auto status = p.wait_exit(20s);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 0);
+}
+
+TEST_CASE(
+    "troupe serve --config loads modules and spawns actors; a bad file names its key and exits",
+    "[binary][serve][config]") {
+  const std::string good = write_file("config.json", std::string(R"({
+    "shards": 2,
+    "modules": [")") + TEST_GOOD_MODULE + R"("],
+    "actors": [{"type": "good.shout", "name": "loud", "shard": 1},
+               {"type": "good.shout", "args": {"unexpected": true}}]
+  })");
+  {
+    child_process p({TROUPE_BINARY, "serve", "--config", good});
+    REQUIRE(p.wait_for_output("serving", 10s));
+    CHECK(p.wait_for_output("loaded module 'test.good'", 10s));
+    CHECK(p.wait_for_output("spawned good.shout 'loud' at 1:1:", 10s));
+    CHECK(
+        p.wait_for_output("cannot spawn good.shout: cannot make a 'good.shout': it takes no "
+                          "arguments",
+                          10s));
+    p.signal(SIGTERM);
+    auto status = p.wait_exit(20s);
+    REQUIRE(status);
+    CHECK(WEXITSTATUS(*status) == 0);
+  }
+  {  // --print-config shows flags over the file
+    child_process p({TROUPE_BINARY, "serve", "--config", good, "--shards", "3", "--print-config"});
+    auto status = p.wait_exit(20s);
+    REQUIRE(status);
+    CHECK(WEXITSTATUS(*status) == 0);
+    CHECK(p.output().find("\"shards\": 3") != std::string::npos);
+  }
+  const std::string bad = write_file("bad.json", R"({"shards": "two", "limits": {"mailbox": 1}})");
+  child_process p({TROUPE_BINARY, "serve", "--config", bad});
+  auto status = p.wait_exit(20s);
+  REQUIRE(status);
+  CHECK(WEXITSTATUS(*status) == 2);
+  CHECK(p.output().find(bad + ": shards: expected") != std::string::npos);
+  CHECK(p.output().find(bad + ": limits: unknown key 'mailbox'") != std::string::npos);
+  std::remove(good.c_str());
+  std::remove(bad.c_str());
 }

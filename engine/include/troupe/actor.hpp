@@ -102,16 +102,6 @@ detached run_handler_task(actor_base* self, shard* s, envelope* e, task<T> t);
 
 }  // namespace internal
 
-/// Lets other engines spawn A here by `type_name` (spawn_on). A must be
-/// default-constructible; every engine that should host it registers it.
-/// Throws std::invalid_argument if the name belongs to another type.
-template <class A>
-void register_actor(std::string type_name) {
-  static_assert(std::is_base_of_v<actor_base, A> && std::is_default_constructible_v<A>,
-                "register_actor<A>: A must be a default-constructible actor class.");
-  internal::register_actor_type(std::move(type_name), internal::factory_for<A>());
-}
-
 /// The base of every actor: its mailbox, its place on a shard, and the
 /// calls a handler may make (tell, ask, spawn, timers, stop).
 ///

@@ -14,6 +14,7 @@
 #include "troupe/io/reactor.hpp"
 #include "troupe/lifecycle.hpp"
 #include "troupe/message.hpp"
+#include "troupe/module.hpp"
 #include "troupe/result.hpp"
 
 namespace troupe {
@@ -124,6 +125,23 @@ class system {
     return internal::take_reply<address>(internal::outside_ask(
         *impl_, internal::make_remote_spawn(engine, address{}, std::move(type_name), o), timeout));
   }
+
+  /// A new actor on this engine of the type registered as `type_name`,
+  /// made from `args` (null for a default-constructible type); with a
+  /// `name`, the one actor of that name (spawn_named). errc::not_found for
+  /// an unknown type, errc::failed if its arguments do not suit it.
+  result<address> spawn_type(const std::string& type_name, const nlohmann::json& args,
+                             spawn_options o = {}, const std::string& name = {});
+
+  /// Loads an actor module (.so): its actor and message types become
+  /// known by name. Any failure is an error naming the file and the cause
+  /// (errc::misuse); the engine goes on as it was.
+  result<module_info> load_module(const std::string& path);
+  /// Unloads a module. With live actors of the module it refuses, unless
+  /// `stop_actors`: then they are stopped first.
+  result<done> unload_module(const std::string& name, bool stop_actors = false);
+  /// The modules loaded in this process.
+  static std::vector<module_info> modules();
 
   /// The address of the actor named `name`, or errc::not_found.
   result<address> lookup_name(std::string name, duration timeout = std::chrono::seconds(5));

@@ -4,6 +4,7 @@
 #include "troupe/actor.hpp"
 #include "troupe/address.hpp"
 #include "troupe/message.hpp"
+#include "troupe/module.hpp"
 #include "troupe/result.hpp"
 #include "troupe/system.hpp"
 #include "troupe/task.hpp"

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <string>
@@ -38,6 +39,9 @@ struct wire_codec {
   /// > 0: every encoding is the object's own bytes, this many of them (the
   /// frame writer then copies them without calling `encode`).
   std::size_t fixed_size = 0;
+  /// Set when the module that registered it is unloaded: links that had
+  /// learnt its name treat it as unknown from then on.
+  bool retired = false;
 };
 
 /// Adds `c`; throws std::invalid_argument if its name is taken by another
@@ -45,6 +49,11 @@ struct wire_codec {
 void register_codec(wire_codec c);
 const wire_codec* codec_for(const message_type* t) noexcept;
 const wire_codec* codec_named(std::string_view name) noexcept;
+/// Removes the codec named `name` (its module is being unloaded).
+void retire_codec(const std::string& name);
+inline bool live_codec(const wire_codec* c) noexcept {
+  return c && !std::atomic_ref<const bool>(c->retired).load(std::memory_order_acquire);
+}
 
 template <class M>
 concept json_message = requires(const M& m, M& out, nlohmann::json& j, const nlohmann::json& cj) {
@@ -68,7 +77,7 @@ envelope* decode_with(M&& m) {
 template <class M>
 void register_message(std::string name) {
   using internal::envelope;
-  internal::wire_codec c{std::move(name), internal::type_id<M>(), nullptr, nullptr, 0};
+  internal::wire_codec c{std::move(name), internal::type_id<M>(), nullptr, nullptr, 0, false};
   if constexpr (std::is_same_v<M, std::string> || std::is_same_v<M, std::vector<std::byte>>) {
     c.encode = [](const void* p, std::string& out) {
       const M& m = *static_cast<const M*>(p);

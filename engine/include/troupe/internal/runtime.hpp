@@ -1,4 +1,6 @@
 #pragma once
+
+#include <nlohmann/json_fwd.hpp>
 // The engine's entry points that the public templates call. Implemented in
 // engine/shard.cpp, engine/system.cpp and engine/fiber.cpp. Not for module
 // authors: use troupe/actor.hpp and troupe/system.hpp.
@@ -117,9 +119,19 @@ std::optional<address> cached_name(shard& s, const std::string& name);
 /// registered there as `type_name`. Reply: its address, or errc::not_found.
 envelope* make_remote_spawn(std::uint32_t engine, const address& sender, std::string type_name,
                             const spawn_options& o);
-/// Actor types other engines may spawn here by name (register_actor).
-void register_actor_type(std::string type_name, actor_factory* f);
-actor_factory* actor_type_named(std::string_view type_name) noexcept;
+/// An actor type registered by name (register_actor): makes an instance
+/// (and the factory of its restarts) from JSON arguments, or says why not.
+struct actor_type {
+  struct made {
+    actor_base* actor = nullptr;
+    actor_factory* factory = nullptr;
+  };
+  made (*make)(const nlohmann::json& args, std::string& error) = nullptr;
+  const void* tag = nullptr;  ///< one per class: a second registration of a name must match
+};
+void register_actor_type(std::string type_name, actor_type t);
+std::optional<actor_type> actor_type_named(std::string_view type_name) noexcept;
+void unregister_actor_type(const std::string& type_name);
 void cache_name(shard& s, const std::string& name, const address& a);
 
 /// The shard whose thread is calling, or nullptr outside any shard.
