@@ -437,25 +437,37 @@ void system_impl::stop() {
       st.restarts);
 }
 
+namespace {
+void add_counters(stats& st, const shard_counters& c) {
+  st.sent += c.sent.load(std::memory_order_relaxed);
+  st.delivered += c.delivered.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < st.dead_by_reason.size(); ++i) {
+    st.dead_by_reason[i] += c.dead[i].load(std::memory_order_relaxed);
+  }
+  st.poisoned += c.poisoned.load(std::memory_order_relaxed);
+  st.failures += c.failures.load(std::memory_order_relaxed);
+  st.restarts += c.restarts.load(std::memory_order_relaxed);
+  st.sent_remote += c.remote_out.load(std::memory_order_relaxed);
+  st.actors_live += c.live.load(std::memory_order_relaxed);
+  st.actors_spawned += c.spawned.load(std::memory_order_relaxed);
+}
+}  // namespace
+
 stats system_impl::counters() const {
   stats st;
-  auto add = [&st](const shard_counters& c) {
-    st.sent += c.sent.load(std::memory_order_relaxed);
-    st.delivered += c.delivered.load(std::memory_order_relaxed);
-    for (std::size_t i = 0; i < st.dead_by_reason.size(); ++i) {
-      st.dead_by_reason[i] += c.dead[i].load(std::memory_order_relaxed);
-    }
-    st.poisoned += c.poisoned.load(std::memory_order_relaxed);
-    st.failures += c.failures.load(std::memory_order_relaxed);
-    st.restarts += c.restarts.load(std::memory_order_relaxed);
-    st.sent_remote += c.remote_out.load(std::memory_order_relaxed);
-    st.actors_live += c.live.load(std::memory_order_relaxed);
-    st.actors_spawned += c.spawned.load(std::memory_order_relaxed);
-  };
-  add(outside_counters);
-  for (auto& s : shards_) add(s->counters());
+  add_counters(st, outside_counters);
+  for (auto& s : shards_) add_counters(st, s->counters());
   for (auto d : st.dead_by_reason) st.dead_letters += d;
   return st;
+}
+
+std::vector<stats> system_impl::shard_counters_each() const {
+  std::vector<stats> out(shards_.size());
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    add_counters(out[i], shards_[i]->counters());
+    for (auto d : out[i].dead_by_reason) out[i].dead_letters += d;
+  }
+  return out;
 }
 
 std::string system_impl::io_description() const { return shards_[0]->io_description(); }
@@ -517,6 +529,8 @@ std::size_t system::shard_count() const noexcept { return impl_->shard_count(); 
 std::uint16_t system::listen_port() const noexcept { return impl_->listen_port(); }
 std::uint32_t system::engine_id() const noexcept { return impl_->engine(); }
 stats system::counters() const { return impl_->counters(); }
+std::vector<stats> system::shard_counters() const { return impl_->shard_counters_each(); }
+std::vector<std::uint32_t> system::engines() const { return impl_->known_engines(); }
 std::string system::io_description() const { return impl_->io_description(); }
 result<address> system::lookup_name(std::string name, duration timeout) {
   return internal::take_reply<address>(internal::outside_ask(

@@ -150,6 +150,7 @@ class system_impl {
   /// The engines this one knows to be up (itself and its linked peers),
   /// sorted: the directory spreads names over them.
   std::vector<std::uint32_t> known_engines() const;
+  std::vector<stats> shard_counters_each() const;
   void engine_up(std::uint32_t id);
   /// A new actor of a registered type, made from `args` (engine/remote.cpp).
   result<address> spawn_type(const std::string& type_name, const nlohmann::json& args,

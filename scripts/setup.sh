@@ -10,7 +10,8 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache clang-format
   liburing-dev libboost-context-dev nlohmann-json3-dev catch2
   libspdlog-dev libfmt-dev libcli11-dev
-  clang libclang-rt-14-dev libssl-dev
+  clang libclang-rt-14-dev libssl-dev libhttp-parser-dev
+  redis-tools
 )
 if [[ "${1:-}" == "--perf" ]]; then
   packages+=(libcaf-dev erlang-base gnuplot-nox)

@@ -179,6 +179,10 @@ class system {
   std::uint16_t listen_port() const noexcept;
   std::uint32_t engine_id() const noexcept;
   stats counters() const;
+  /// The same, shard by shard (messages sent from outside are in no shard's).
+  std::vector<stats> shard_counters() const;
+  /// The engines this one knows to be up: itself and its linked peers.
+  std::vector<std::uint32_t> engines() const;
   /// "io_uring (single_issuer ...)" or "epoll (...)".
   std::string io_description() const;
 

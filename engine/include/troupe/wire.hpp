@@ -42,6 +42,9 @@ struct wire_codec {
   /// Set when the module that registered it is unloaded: links that had
   /// learnt its name treat it as unknown from then on.
   bool retired = false;
+  /// How it encodes: the bytes of a byte string, CBOR of the object's
+  /// JSON, or the object's own bytes.
+  enum class form : std::uint8_t { bytes, json, object } kind = form::object;
 };
 
 /// Adds `c`; throws std::invalid_argument if its name is taken by another
@@ -79,6 +82,7 @@ void register_message(std::string name) {
   using internal::envelope;
   internal::wire_codec c{std::move(name), internal::type_id<M>(), nullptr, nullptr, 0, false};
   if constexpr (std::is_same_v<M, std::string> || std::is_same_v<M, std::vector<std::byte>>) {
+    c.kind = internal::wire_codec::form::bytes;
     c.encode = [](const void* p, std::string& out) {
       const M& m = *static_cast<const M*>(p);
       out.append(reinterpret_cast<const char*>(m.data()), m.size());
@@ -88,6 +92,7 @@ void register_message(std::string name) {
                                      reinterpret_cast<const typename M::value_type*>(b) + n));
     };
   } else if constexpr (internal::json_message<M>) {
+    c.kind = internal::wire_codec::form::json;
     c.encode = [](const void* p, std::string& out) {
       nlohmann::json j;
       to_json(j, *static_cast<const M*>(p));
