@@ -71,13 +71,12 @@ bool read_secret(const std::string& path, std::string& secret) {
 int serve(const troupe::serve_config& cfg) {
   troupe::system_options options = troupe::to_system_options(cfg);
   if (!cfg.secret_file.empty() && !read_secret(cfg.secret_file, options.secret)) return 2;
-  // Block the stop signals in every thread (the shards inherit the mask)
-  // and take them with sigwait below.
+  // The stop signals are blocked (since start-up, in main) in every thread,
+  // the shards inherit the mask, and sigwait below takes them.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   std::unique_ptr<troupe::system> sys;
   try {
@@ -345,6 +344,15 @@ int main(int argc, char** argv) {
   auto* stop_cmd = client(app.add_subcommand("stop", "stop the engine gracefully"));
 
   CLI11_PARSE(app, argc, argv);
+  if (*serve_cmd) {
+    // As early as possible: a stop signal during start-up is then taken
+    // by the engine's graceful stop, not by the default action.
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  }
   if (app.get_subcommands().empty()) {
     std::cerr << app.help()
               << "a command is required: serve, probe, status, metrics, spawn, tell, ask, modules "

@@ -120,4 +120,13 @@ error io_error(const char* what, int neg_errno) {
 }
 
 }  // namespace internal
+task<result<done>> send_all(const socket& s, std::span<const std::byte> bytes) {
+  while (!bytes.empty()) {
+    auto n = co_await send_some(s, bytes);
+    if (!n) co_return n.err();
+    bytes = bytes.subspan(*n);
+  }
+  co_return done{};
+}
+
 }  // namespace troupe::net

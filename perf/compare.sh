@@ -26,6 +26,14 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
+# `compare.sh kv [kv.sh options]`: the key-value server beside redis-server.
+if [[ "${1:-}" == "kv" ]]; then
+  shift
+  cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build-release --target troupe kv_module
+  exec "$root/perf/kv.sh" "$@"
+fi
+
 usage() {
   sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2

@@ -104,14 +104,9 @@ inline send_awaiter send_some(const socket& s, std::span<const std::byte> bytes)
 /// co_await send_all(s, bytes) → result<done>: every byte sent, one send
 /// in flight at a time, so a slow reader slows the writer rather than
 /// letting memory grow.
-inline task<result<done>> send_all(const socket& s, std::span<const std::byte> bytes) {
-  while (!bytes.empty()) {
-    auto n = co_await send_some(s, bytes);
-    if (!n) co_return n.err();
-    bytes = bytes.subspan(*n);
-  }
-  co_return done{};
-}
+/// (Defined once, in the engine: an inline coroutine's frame type differs
+/// between translation units, which link-time optimisation reports.)
+task<result<done>> send_all(const socket& s, std::span<const std::byte> bytes);
 
 /// co_await connect(host, port) → result<socket>: a connected TCP socket.
 task<result<socket>> connect(std::string host, std::uint16_t port);
