@@ -10,7 +10,8 @@
 // ask), spawns the actor here and binds it; claims that arrive meanwhile
 // wait for the bind. The directory remembers which engines looked a name
 // up and tells them when its actor ends; an engine that is lost takes its
-// names and reservations with it.
+// names and reservations with it. When an engine comes up, each shard hands
+// the names that now hash to another engine to that engine's directory.
 
 #include <spdlog/spdlog.h>
 
@@ -136,6 +137,39 @@ bool shard::handle_name_control(envelope* e) {
                         address(engine_, static_cast<std::uint16_t>(i), 0, 0)));
       }
       notify_name_subscribers(m.name, m.who);
+    }
+  } else if (e->type == type_id<rehome_names>()) {
+    for (auto it = directory_.begin(); it != directory_.end();) {
+      const address dir = directory_for(it->first);
+      if (dir.engine() == engine_) {
+        ++it;
+        continue;
+      }
+      name_handoff h{it->first, it->second, {}};
+      if (auto sub = name_subscribers_.find(it->first); sub != name_subscribers_.end()) {
+        h.subscribers = std::move(sub->second);
+        name_subscribers_.erase(sub);
+      }
+      send(control_to(std::move(h), control_self(), dir));
+      it = directory_.erase(it);
+    }
+  } else if (e->type == type_id<name_handoff>()) {
+    name_handoff& m = e->as<name_handoff>();
+    const address dir = directory_for(m.name);
+    if ((dir.engine() != engine_ && m.hops < 8) ||
+        (dir.engine() == engine_ && dir.shard() != index_)) {
+      // It moved on again: on to its owner by this engine's view (a few
+      // times at most, while the engines' views of each other settle).
+      if (dir.engine() != engine_) ++m.hops;
+      e->target = dir;
+      send(e);
+      return true;
+    }
+    if (!directory_.contains(m.name)) {
+      directory_[m.name] = m.who;
+      for (std::uint32_t s : m.subscribers) subscribe_name(m.name, s);
+      subscribe_name(m.name, m.who.engine());
+      answer_parked_names(m.name, m.who);
     }
   } else if (e->type == type_id<name_reserve>()) {
     const std::string& name = e->as<name_reserve>().name;

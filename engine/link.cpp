@@ -161,6 +161,13 @@ task<bool> link_table::run_link(link* l) {
     l->up = true;
     if (!by_engine_.contains(l->peer_engine)) by_engine_[l->peer_engine] = l;
     shard_.owner().engine_up(l->peer_engine);
+    // The names each shard keeps may now belong to the new engine.
+    for (std::size_t i = 0; i < shard_.shard_count(); ++i) {
+      envelope* r = make_envelope(rehome_names{}, address{},
+                                  address(shard_.engine(), static_cast<std::uint16_t>(i), 0, 0));
+      r->flags |= flag_control;
+      shard_.send(r);
+    }
     spdlog::info("engine {}: link to engine {} ({}) is up", shard_.engine(), l->peer_engine,
                  l->peer_text);
     std::vector<std::byte> buf(recv_chunk);
@@ -391,6 +398,8 @@ void link_table::deliver(link* l, frame::incoming&& m) {
       m.e->target = shard_.local_directory_for(m.e->as<name_reserve>().name);
     } else if (t == type_id<name_bind>()) {
       m.e->target = shard_.local_directory_for(m.e->as<name_bind>().name);
+    } else if (t == type_id<name_handoff>()) {
+      m.e->target = shard_.local_directory_for(m.e->as<name_handoff>().name);
     } else if (t == type_id<name_release>()) {
       m.e->target = shard_.local_directory_for(m.e->as<name_release>().name);
     } else if (t == type_id<name_forget>()) {

@@ -120,6 +120,19 @@ struct name_bind {
   std::string name;
   address who;
 };
+/// To a name's new directory shard, when the engines that are up changed:
+/// the name, its actor and the engines that looked it up.
+struct name_handoff {
+  std::string name;
+  address who;
+  std::vector<std::uint32_t> subscribers;
+  std::uint32_t hops = 0;  ///< forwards so far: engines whose views differ stop bouncing it
+};
+/// To every shard of this engine: an engine came up; hand the names kept
+/// here that now belong to another engine's directory to it.
+struct rehome_names {};
+void to_json(nlohmann::json& j, const name_handoff& m);
+void from_json(const nlohmann::json& j, name_handoff& m);
 void to_json(nlohmann::json& j, const name_lookup& m);
 void from_json(const nlohmann::json& j, name_lookup& m);
 void to_json(nlohmann::json& j, const name_reserve& m);

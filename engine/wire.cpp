@@ -93,6 +93,7 @@ void ensure_builtins() {
     register_message<name_bind>("troupe.name_bind");
     register_message<name_release>("troupe.name_release");
     register_message<name_forget>("troupe.name_forget");
+    register_message<name_handoff>("troupe.name_handoff");
     return true;
   }();
   (void)once;

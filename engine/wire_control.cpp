@@ -28,6 +28,18 @@ address json_address(const nlohmann::json& j) {
 
 }  // namespace
 
+void to_json(nlohmann::json& j, const name_handoff& m) {
+  j = {{"name", m.name},
+       {"who", address_json(m.who)},
+       {"subscribers", m.subscribers},
+       {"hops", m.hops}};
+}
+void from_json(const nlohmann::json& j, name_handoff& m) {
+  m.name = j.at("name").get<std::string>();
+  m.who = json_address(j.at("who"));
+  m.subscribers = j.at("subscribers").get<std::vector<std::uint32_t>>();
+  m.hops = j.at("hops").get<std::uint32_t>();
+}
 void to_json(nlohmann::json& j, const name_lookup& m) { j = {{"name", m.name}}; }
 void from_json(const nlohmann::json& j, name_lookup& m) {
   m.name = j.at("name").get<std::string>();

@@ -432,3 +432,52 @@ TEST_CASE("named actors across three engines: one actor per name, resolved from 
   REQUIRE(again);
   CHECK(again.value() != gone);
 }
+
+TEST_CASE("names registered before an engine joins move to it and are found from it",
+          "[link][processes][names]") {
+  peer_test::register_messages();
+  peer_test::register_actors();
+  troupe::system_options o = engine_one({});
+  o.listen = "127.0.0.1:0";
+  troupe::system sys(o);
+  const std::string me = "127.0.0.1:" + std::to_string(sys.listen_port());
+  peer two(peer_args(2, {"--peer", me}));
+  REQUIRE(ask_until_linked(sys, two.echo, "up"));
+  const std::vector<std::string> names = {"oscar",  "papa",  "quebec",  "romeo",
+                                          "sierra", "tango", "uniform", "victor"};
+  std::map<std::string, address> named;
+  for (const std::string& name : names) {
+    named[name] =
+        sys.ask<address>(two.echo, with_name<peer_test::name_claim_req>(name), 10s).value();
+    REQUIRE(named[name]);
+  }
+  // Engine 3 joins both; some names now belong to its directory.
+  peer three(peer_args(3, {"--peer", me, "--peer", peer_port(two)}));
+  REQUIRE(ask_until_linked(sys, three.echo, "up"));
+  auto all_found = [&] {
+    for (const std::string& name : names) {
+      auto here = sys.lookup_name(name);
+      if (!here || here.value() != named[name]) return false;
+      if (sys.ask<address>(three.echo, with_name<peer_test::name_query>(name), 5s).value() !=
+          named[name]) {
+        return false;
+      }
+      if (sys.ask<address>(two.echo, with_name<peer_test::name_query>(name), 5s).value() !=
+          named[name]) {
+        return false;
+      }
+    }
+    return true;
+  };
+  bool found = false;
+  for (int i = 0; i < 200 && !found; ++i) {
+    found = all_found();
+    if (!found) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(found);
+  // And a second claim of each, from the new engine, yields the same actor.
+  for (const std::string& name : names) {
+    CHECK(sys.ask<address>(three.echo, with_name<peer_test::name_claim_req>(name), 10s).value() ==
+          named[name]);
+  }
+}
