@@ -73,20 +73,6 @@ std::uint32_t get_u32(const std::byte* p) {
   return v;
 }
 
-bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  host = text.substr(0, colon);
-  try {
-    const unsigned long p = std::stoul(text.substr(colon + 1));
-    if (p > 65535) return false;
-    port = static_cast<std::uint16_t>(p);
-  } catch (...) {
-    return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 link_table::link_table(shard& s, link_options o) : shard_(s), opts_(std::move(o)) {}
@@ -130,7 +116,7 @@ detached link_table::serve_accepted(link* l) { co_await run_link(l); }
 detached link_table::dial_loop(std::string peer) {
   std::string host;
   std::uint16_t port = 0;
-  split_host_port(peer, host, port);  // checked when the engine was set up
+  net::split_host_port(peer, host, port);  // checked when the engine was set up
   auto backoff = std::chrono::milliseconds(100);
   while (!stopping_) {
     auto s = co_await net::connect(host, port);
@@ -492,7 +478,7 @@ void link_table::stop() {
 }
 
 bool parse_peer(const std::string& text, std::string& host, std::uint16_t& port) {
-  return split_host_port(text, host, port);
+  return net::split_host_port(text, host, port);
 }
 
 }  // namespace troupe::internal

@@ -23,42 +23,32 @@
 
 namespace {
 
-bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
-  const auto colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) return false;
-  host = text.substr(0, colon);
-  try {
-    const unsigned long p = std::stoul(text.substr(colon + 1));
-    if (p > 65535) return false;
-    port = static_cast<std::uint16_t>(p);
-  } catch (...) {
-    return false;
-  }
-  return true;
-}
-
-std::string read_token(const std::string& path, bool& ok) {
+/// A file's bytes; nullopt if it cannot be read.
+std::optional<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  ok = static_cast<bool>(in);
+  if (!in) return std::nullopt;
   std::ostringstream all;
   all << in.rdbuf();
-  std::string t = all.str();
+  return all.str();
+}
+
+/// The admin token: the file's bytes less trailing line ends.
+std::string read_token(const std::string& path, bool& ok) {
+  std::string t = read_file(path).value_or("");
   while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
-  ok = ok && !t.empty();
+  ok = !t.empty();
   return t;
 }
 
 /// The shared secret of the convention: the file's bytes, less one trailing
 /// newline. Empty or unreadable is an error that names the file.
 bool read_secret(const std::string& path, std::string& secret) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  auto bytes = read_file(path);
+  if (!bytes) {
     spdlog::error("secret file {}: cannot be read", path);
     return false;
   }
-  std::ostringstream all;
-  all << in.rdbuf();
-  secret = all.str();
+  secret = std::move(*bytes);
   if (!secret.empty() && secret.back() == '\n') secret.pop_back();
   if (!secret.empty() && secret.back() == '\r') secret.pop_back();
   if (secret.empty()) {
@@ -110,7 +100,7 @@ int serve(const troupe::serve_config& cfg) {
   if (!cfg.admin.empty()) {
     std::string host;
     std::uint16_t port = 0;
-    split_host_port(cfg.admin, host, port);  // validated with the configuration
+    troupe::net::split_host_port(cfg.admin, host, port);  // validated with the configuration
     troupe::admin_options ao;
     if (!cfg.admin_token_file.empty()) {
       bool ok = false;
@@ -161,7 +151,7 @@ std::optional<http_answer> admin_call(const std::string& admin, const std::strin
                                       const std::string& body, std::string& why) {
   std::string host;
   std::uint16_t port = 0;
-  if (!split_host_port(admin, host, port)) {
+  if (!troupe::net::split_host_port(admin, host, port)) {
     why = "--admin '" + admin + "' is not host:port";
     return std::nullopt;
   }

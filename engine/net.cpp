@@ -129,4 +129,18 @@ task<result<done>> send_all(const socket& s, std::span<const std::byte> bytes) {
   co_return done{};
 }
 
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = text.substr(0, colon);
+  try {
+    const unsigned long p = std::stoul(text.substr(colon + 1));
+    if (p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
 }  // namespace troupe::net

@@ -50,6 +50,9 @@ class socket {
   int fd_ = -1;
 };
 
+/// Splits "host:port" (port 0..65535); false if it is not one.
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port);
+
 /// Makes `s` suit the calling shard's reactor (non-blocking for epoll).
 void adapt(socket& s) noexcept;
 
