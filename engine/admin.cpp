@@ -13,6 +13,7 @@
 #include <memory>
 #include <thread>
 
+#include "off_shard.hpp"
 #include "troupe/troupe.hpp"
 
 namespace troupe {
@@ -161,29 +162,17 @@ std::string render(const http_response& r, bool keep_alive) {
   return out + r.body;
 }
 
-/// Runs `f` on a thread of its own (it may block on the engine), while the
-/// calling coroutine polls for its end; its shard runs on meanwhile. Pass a
-/// named lambda, moved (GCC 12 and temporaries across co_await: see
-/// actor_base::ask).
+/// `f` off the shard (internal::off_shard); what it throws becomes a 500.
 template <class F>
 task<http_response> off_shard(F f) {
-  struct state {
-    std::atomic<bool> done{false};
-    http_response r;
-  };
-  auto st = std::make_shared<state>();
-  std::thread([st, f = std::move(f)]() mutable {
+  auto guarded = [f = std::move(f)]() mutable -> http_response {
     try {
-      st->r = f();
+      return f();
     } catch (const std::exception& ex) {
-      st->r = error_reply(500, ex.what());
+      return error_reply(500, ex.what());
     }
-    st->done.store(true, std::memory_order_release);
-  }).detach();
-  while (!st->done.load(std::memory_order_acquire)) {
-    co_await sleep_for{std::chrono::milliseconds(2)};
-  }
-  co_return std::move(st->r);
+  };
+  co_return co_await internal::off_shard(std::move(guarded));
 }
 
 /// The JSON of a reply that came back from an actor, by its wire codec.
@@ -295,8 +284,18 @@ int status_for(errc code) {
 json module_json(const module_info& m) {
   return {{"name", m.name},
           {"path", m.path},
+          {"sha256", m.sha256},
           {"actor_types", m.actor_types},
           {"message_types", m.message_types}};
+}
+
+json member_json(const member& m) {
+  return {{"engine", m.engine},
+          {"link_address", m.link_address},
+          {"capabilities", m.capabilities},
+          {"leader", m.leader},
+          {"actors", m.actors},
+          {"shards", m.shards}};
 }
 
 struct serve_connection {};
@@ -350,9 +349,20 @@ struct admin_connection : actor<admin_connection, serve_connection> {
       }
     }
     const std::string path = req.url.substr(0, req.url.find('?'));
-    if (path == "/status" || path == "/metrics" || path == "/modules") {
+    if (path == "/status" || path == "/metrics" || path == "/modules" || path == "/members") {
       if (req.method != "GET") co_return error_reply(405, path + " answers GET only");
       if (path == "/status") co_return json_reply(200, status());
+      if (path == "/members") {
+        system* s = sys;
+        auto job = [s] {
+          auto r = s->members();
+          if (!r) return error_reply(r.err().code() == errc::misuse ? 409 : 503, r.err().text());
+          json list = json::array();
+          for (const member& m : r.value()) list.push_back(member_json(m));
+          return json_reply(200, list);
+        };
+        co_return co_await off_shard(std::move(job));
+      }
       if (path == "/modules") {
         json list = json::array();
         for (const module_info& m : system::modules()) list.push_back(module_json(m));
@@ -360,8 +370,8 @@ struct admin_connection : actor<admin_connection, serve_connection> {
       }
       co_return http_response{200, metrics(), "text/plain; version=0.0.4; charset=utf-8"};
     }
-    static const std::array<const char*, 6> posts = {"/spawn",        "/tell",           "/ask",
-                                                     "/modules/load", "/modules/unload", "/stop"};
+    static const std::array<const char*, 7> posts = {
+        "/spawn", "/tell", "/ask", "/modules/load", "/modules/unload", "/stop", "/capabilities"};
     if (std::find(posts.begin(), posts.end(), path) == posts.end()) {
       co_return error_reply(404, "no such endpoint: " + path);
     }
@@ -377,6 +387,19 @@ struct admin_connection : actor<admin_connection, serve_connection> {
       co_return json_reply(202, json{{"stopping", true}});
     }
     if (path == "/spawn") co_return co_await spawn(body);
+    if (path == "/capabilities") {
+      if (!body.contains("capabilities") || !body["capabilities"].is_object()) {
+        co_return error_reply(400, "'capabilities' (a JSON object) is required");
+      }
+      system* s = sys;
+      json caps = body["capabilities"];
+      auto job = [s, caps] {
+        auto r = s->update_capabilities(caps);
+        if (r) return json_reply(200, json{{"capabilities", caps}});
+        return error_reply(r.err().code() == errc::misuse ? 409 : 503, r.err().text());
+      };
+      co_return co_await off_shard(std::move(job));
+    }
     if (path == "/tell" || path == "/ask") co_return co_await deliver(body, path == "/ask");
     if (path == "/modules/load") {
       if (!body.contains("path") || !body["path"].is_string()) {
@@ -418,12 +441,36 @@ struct admin_connection : actor<admin_connection, serve_connection> {
     if (body.contains("shard") && !body["shard"].is_number_unsigned()) {
       co_return error_reply(400, "'shard' must be an integer >= 0");
     }
+    if (body.contains("prefer_local") && !body["prefer_local"].is_boolean()) {
+      co_return error_reply(400, "'prefer_local' must be true or false");
+    }
     std::string type = body["type"].get<std::string>();
     std::string name = body.value("name", std::string());
     spawn_options o;
     if (body.contains("shard")) o.shard = body["shard"].get<int>();
     json args = body.value("args", json());
     system* s = sys;
+    if (body.contains("requirements") || body.contains("prefer_local")) {
+      // Over the convention: on a member whose capabilities fit.
+      if (!name.empty()) co_return error_reply(400, "a placed spawn takes no 'name'");
+      place_options po;
+      po.requirements = body.value("requirements", json());
+      po.prefer_local = body.value("prefer_local", true);
+      po.spawn = o;
+      auto job = [s, type, args, po] {
+        auto r = s->spawn_placed(type, args, po);
+        if (r) {
+          return json_reply(
+              200, json{{"address", r.value().to_string()}, {"engine", r.value().engine()}});
+        }
+        const errc c = r.err().code();
+        return error_reply(c == errc::not_found ? 404
+                           : c == errc::misuse  ? 422
+                                                : 503,
+                           r.err().text());
+      };
+      co_return co_await off_shard(std::move(job));
+    }
     auto job = [s, type, name, o, args] {
       auto r = s->spawn_type(type, args, o, name);
       if (r) return json_reply(200, json{{"address", r.value().to_string()}});

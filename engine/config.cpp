@@ -40,6 +40,8 @@ const std::vector<std::string_view> top_keys = {
     "modules",    "actors",       "limits"};
 const std::vector<std::string_view> actor_keys = {"type", "name", "shard", "args"};
 const std::vector<std::string_view> limit_keys = {"max_frame", "mailbox_limit"};
+const std::vector<std::string_view> convention_keys = {"name", "leader", "advertise",
+                                                       "capabilities", "module_cache"};
 const std::vector<std::string_view> io_choices = {"auto", "uring", "epoll"};
 const std::vector<std::string_view> log_levels = {"trace", "debug",    "info", "warn",
                                                   "error", "critical", "off"};
@@ -345,6 +347,48 @@ void read_limits(const json& v, serve_limits& out, problems& p) {
   }
 }
 
+void read_convention(const json& v, convention_config& out, problems& p) {
+  if (!v.is_object()) {
+    p.expected("convention", "an object such as {\"name\": \"troupe\", \"leader\": \"host:port\"}",
+               v);
+    return;
+  }
+  check_keys(v, "convention", convention_keys, p);
+  if (auto it = v.find("name"); it != v.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+        it->get_ref<const std::string&>().size() > max_convention_bytes) {
+      p.expected("convention.name",
+                 "a string of 1 to " + std::to_string(max_convention_bytes) + " bytes", *it);
+    } else {
+      out.name = it->get<std::string>();
+    }
+  }
+  if (auto it = v.find("leader"); it != v.end()) {
+    if (it->is_null()) {
+      out.leader.clear();
+    } else {
+      read_host_port(*it, "convention.leader", 1, out.leader, p);
+    }
+  }
+  if (auto it = v.find("advertise"); it != v.end()) {
+    if (it->is_null()) {
+      out.advertise.clear();
+    } else {
+      read_host_port(*it, "convention.advertise", 1, out.advertise, p);
+    }
+  }
+  if (auto it = v.find("capabilities"); it != v.end()) {
+    if (!it->is_object()) {
+      p.expected("convention.capabilities", "an object", *it);
+    } else {
+      out.capabilities = *it;
+    }
+  }
+  if (auto it = v.find("module_cache"); it != v.end()) {
+    read_optional_path(*it, "convention.module_cache", out.module_cache, p);
+  }
+}
+
 /// Rules between keys, checked once every key is valid on its own.
 void check_across(const serve_config& c, problems& p) {
   if (c.peer_timeout_ms <= c.heartbeat_ms) {
@@ -368,6 +412,18 @@ void check_across(const serve_config& c, problems& p) {
         (admin->host == listen->host || any(admin->host) || any(listen->host))) {
       p.add("admin",
             in_quotes(c.admin) + " takes the port of listen (" + in_quotes(c.listen) + ")");
+    }
+  }
+  if (!c.convention.leader.empty()) {
+    if (c.listen.empty()) {
+      p.add("convention.leader", "a member of a convention listens for its peers: set listen");
+    } else if (c.convention.advertise.empty()) {
+      const auto listen = split_host_port(c.listen);
+      if (listen && (listen->host == "0.0.0.0" || listen->host == "[::]" || listen->host == "::")) {
+        p.add("convention.advertise",
+              "needed when listen is " + in_quotes(c.listen) +
+                  ": the address the other members dial to reach this engine");
+      }
     }
   }
 }
@@ -500,15 +556,7 @@ std::optional<serve_config> parse_into(const json& doc, problems& p) {
                      });
   }
   if (const json* v = get("secret_file")) read_optional_path(*v, "secret_file", c.secret_file, p);
-  if (const json* v = get("convention")) {
-    if (!v->is_string() || v->get_ref<const std::string&>().empty() ||
-        v->get_ref<const std::string&>().size() > max_convention_bytes) {
-      p.expected("convention",
-                 "a string of 1 to " + std::to_string(max_convention_bytes) + " bytes", *v);
-    } else {
-      c.convention = v->get<std::string>();
-    }
-  }
+  if (const json* v = get("convention")) read_convention(*v, c.convention, p);
   if (const json* v = get("heartbeat_ms")) {
     read_integer(*v, "heartbeat_ms", min_heartbeat_ms, max_heartbeat_ms, c.heartbeat_ms, p);
   }
@@ -570,6 +618,7 @@ std::optional<serve_config> load_config_file(const std::string& path, std::strin
   const auto dir = std::filesystem::path(path).parent_path();
   resolve(c->secret_file, dir);
   resolve(c->admin_token_file, dir);
+  resolve(c->convention.module_cache, dir);
   for (auto& m : c->modules) resolve(m, dir);
   return c;
 }
@@ -587,7 +636,10 @@ void apply_overrides(serve_config& config, const serve_overrides& flags) {
   if (flags.listen) config.listen = *flags.listen;
   if (flags.peers) config.peers = *flags.peers;
   if (flags.secret_file) config.secret_file = *flags.secret_file;
-  if (flags.convention) config.convention = *flags.convention;
+  if (flags.convention) config.convention.leader = *flags.convention;
+  if (flags.convention_name) config.convention.name = *flags.convention_name;
+  if (flags.capabilities) config.convention.capabilities = *flags.capabilities;
+  if (flags.advertise) config.convention.advertise = *flags.advertise;
   if (flags.heartbeat_ms) config.heartbeat_ms = *flags.heartbeat_ms;
   if (flags.peer_timeout_ms) config.peer_timeout_ms = *flags.peer_timeout_ms;
   if (flags.log_level) config.log_level = *flags.log_level;
@@ -616,7 +668,11 @@ nlohmann::ordered_json to_json(const serve_config& c) {
   out["listen"] = or_null(c.listen);
   out["peers"] = c.peers;
   out["secret_file"] = or_null(c.secret_file);
-  out["convention"] = c.convention;
+  out["convention"] = {{"name", c.convention.name},
+                       {"leader", or_null(c.convention.leader)},
+                       {"advertise", or_null(c.convention.advertise)},
+                       {"capabilities", ojson(c.convention.capabilities)},
+                       {"module_cache", or_null(c.convention.module_cache)}};
   out["heartbeat_ms"] = c.heartbeat_ms;
   out["peer_timeout_ms"] = c.peer_timeout_ms;
   out["log_level"] = c.log_level;
@@ -635,7 +691,11 @@ system_options to_system_options(const serve_config& c) {
   o.engine_id = c.engine_id;
   o.listen = c.listen;
   o.peers = c.peers;
-  o.convention = c.convention;
+  o.convention = c.convention.name;
+  o.convention_leader = c.convention.leader;
+  o.advertise = c.convention.advertise;
+  o.capabilities = c.convention.capabilities;
+  o.module_cache = c.convention.module_cache;
   o.heartbeat = std::chrono::milliseconds(c.heartbeat_ms);
   o.peer_timeout = std::chrono::milliseconds(c.peer_timeout_ms);
   o.max_frame = c.limits.max_frame;

@@ -7,7 +7,9 @@
 //   {
 //     "shards": 0, "io": "auto", "engine_id": 1,
 //     "listen": "0.0.0.0:7000", "peers": ["10.0.0.2:7000"],
-//     "secret_file": "secret", "convention": "troupe",
+//     "secret_file": "secret",
+//     "convention": {"name": "troupe", "leader": "10.0.0.1:7000", "advertise": null,
+//                    "capabilities": {"zone": "ams"}, "module_cache": null},
 //     "heartbeat_ms": 500, "peer_timeout_ms": 3000, "log_level": "info",
 //     "admin": "127.0.0.1:7700", "admin_token_file": null,
 //     "modules": ["kv.so"],
@@ -42,6 +44,23 @@ struct actor_spec {
   friend bool operator==(const actor_spec&, const actor_spec&) = default;
 };
 
+/// This engine's place in a convention of engines (troupe/convention.hpp).
+struct convention_config {
+  /// Engines link only within one convention of this name. 1..255 bytes.
+  std::string name = "troupe";
+  /// "host:port" of the leader's links: join it, or lead when it is this
+  /// engine's listen address; empty: no convention.
+  std::string leader{};
+  /// "host:port" the other members dial to reach this engine; empty: listen's.
+  std::string advertise{};
+  /// What this engine offers placement; a JSON object.
+  nlohmann::json capabilities = nlohmann::json::object();
+  /// Where modules other members send are written; empty: a temporary one.
+  std::string module_cache{};
+
+  friend bool operator==(const convention_config&, const convention_config&) = default;
+};
+
 /// Bounds on what an engine accepts and keeps.
 struct serve_limits {
   /// The largest frame a link to another engine accepts, in bytes.
@@ -68,8 +87,7 @@ struct serve_config {
   std::vector<std::string> peers{};
   /// A file holding the convention's shared secret; empty: none.
   std::string secret_file{};
-  /// Engines link only within one convention.
-  std::string convention = "troupe";
+  convention_config convention{};
   /// Quiet time before a link sends a heartbeat; >= 10 ms.
   unsigned heartbeat_ms = 500;
   /// Silence after which a peer engine is lost; more than heartbeat_ms.
@@ -99,7 +117,10 @@ struct serve_overrides {
   std::optional<std::string> listen;
   std::optional<std::vector<std::string>> peers;
   std::optional<std::string> secret_file;
-  std::optional<std::string> convention;
+  std::optional<std::string> convention;  ///< the leader's "host:port"
+  std::optional<std::string> convention_name;
+  std::optional<nlohmann::json> capabilities;  ///< a JSON object
+  std::optional<std::string> advertise;
   std::optional<unsigned> heartbeat_ms;
   std::optional<unsigned> peer_timeout_ms;
   std::optional<std::string> log_level;

@@ -10,6 +10,7 @@
 #include <array>
 #include <cstring>
 
+#include "convention.hpp"
 #include "shard.hpp"
 #include "system_impl.hpp"
 
@@ -89,8 +90,10 @@ void link_table::start() {
     net::adapt(listener_);
     accept_loop();
   }
-  for (const std::string& p : opts_.peers) dial_loop(p);
-  if (listener_ || !opts_.peers.empty()) tick_loop();
+  for (const std::string& p : opts_.peers) {
+    if (dialing_.insert(p).second) dial_loop(p, false);
+  }
+  tick_loop();
 }
 
 detached link_table::accept_loop() {
@@ -113,17 +116,31 @@ detached link_table::accept_loop() {
 
 detached link_table::serve_accepted(link* l) { co_await run_link(l); }
 
-detached link_table::dial_loop(std::string peer) {
+void link_table::dial(const std::string& peer) {
+  if (stopping_) return;
+  on_demand_.insert(peer);
+  if (dialing_.insert(peer).second) dial_loop(peer, true);
+}
+
+void link_table::undial(const std::string& peer) { on_demand_.erase(peer); }
+
+detached link_table::dial_loop(std::string peer, bool on_demand) {
   std::string host;
   std::uint16_t port = 0;
-  net::split_host_port(peer, host, port);  // checked when the engine was set up
+  if (!net::split_host_port(peer, host, port)) {  // the static ones were checked at set-up
+    spdlog::warn("engine {}: cannot dial '{}': not host:port", shard_.engine(), peer);
+    dialing_.erase(peer);
+    co_return;
+  }
   auto backoff = std::chrono::milliseconds(100);
-  while (!stopping_) {
+  auto wanted = [&] { return !stopping_ && (!on_demand || on_demand_.contains(peer)); };
+  while (wanted()) {
     auto s = co_await net::connect(host, port);
     if (s) {
       auto l = std::make_unique<link>(opts_.max_frame);
       l->sock = std::move(*s);
       l->peer_text = peer;
+      l->dialed = true;
       link* raw = l.get();
       links_.push_back(std::move(l));
       const bool was_up = co_await run_link(raw);
@@ -132,10 +149,11 @@ detached link_table::dial_loop(std::string peer) {
       spdlog::info("engine {}: peer {} not reachable yet: {}", shard_.engine(), peer,
                    s.err().describe());
     }
-    if (stopping_) break;
+    if (!wanted()) break;
     co_await sleep_for{backoff};
     backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
+  dialing_.erase(peer);
 }
 
 task<bool> link_table::run_link(link* l) {
@@ -145,7 +163,10 @@ task<bool> link_table::run_link(link* l) {
   if (co_await handshake(l)) {
     was_up = true;
     l->up = true;
-    if (!by_engine_.contains(l->peer_engine)) by_engine_[l->peer_engine] = l;
+    if (!by_engine_.contains(l->peer_engine)) {
+      by_engine_[l->peer_engine] = l;
+      tell_agent(*l, true, {});
+    }
     shard_.owner().engine_up(l->peer_engine);
     // The names each shard keeps may now belong to the new engine.
     for (std::size_t i = 0; i < shard_.shard_count(); ++i) {
@@ -445,6 +466,7 @@ void link_table::close(link* l, const std::string& why) {
     const std::string lost_why =
         "link to engine " + std::to_string(l->peer_engine) + " lost: " + why;
     shard_.owner().engine_down(l->peer_engine);
+    tell_agent(*l, false, why);
     fire_watches(l->peer_engine, lost_why);
     shard_.peer_lost(l->peer_engine, lost_why);
   }
@@ -473,8 +495,34 @@ void link_table::release(link* l) {
 
 void link_table::stop() {
   stopping_ = true;
-  for (auto& l : links_) close(l.get(), "this engine is shutting down");
+  const std::string why = "engine " + std::to_string(shard_.engine()) + " is shutting down";
+  for (auto& l : links_) {
+    // A last frame, sent at once when nothing else is being sent (two
+    // sends at a time could interleave): the peer learns this engine left
+    // rather than failed.
+    if (l->up && !l->closed && !l->writing) {
+      l->out.goodbye(why);
+      std::string bytes;
+      l->out.take(bytes);
+      (void)::send(l->sock.fd(), bytes.data(), bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    close(l.get(), "this engine is shutting down");
+  }
   listener_.close();
+}
+
+void link_table::set_agent(const address& agent) {
+  agent_ = agent;
+  for (const auto& [engine, l] : by_engine_) {
+    if (l->up) tell_agent(*l, true, {});
+  }
+}
+
+void link_table::tell_agent(const link& l, bool up, const std::string& why) {
+  if (agent_.is_null() || stopping_) return;
+  shard_.send(
+      make_envelope(link_changed{l.peer_engine, up, l.dialed ? l.peer_text : std::string(), why},
+                    address{}, agent_));
 }
 
 bool parse_peer(const std::string& text, std::string& host, std::uint16_t& port) {

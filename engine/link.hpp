@@ -19,6 +19,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "frame.hpp"
@@ -44,6 +45,7 @@ struct link {
   net::socket sock;
   std::string peer_text;  ///< "127.0.0.1:7001", for logs
   std::uint32_t peer_engine = 0;
+  bool dialed = false;   ///< this engine dialled it (peer_text is what it dialled)
   bool up = false;       ///< handshake done
   bool closed = false;   ///< no more traffic; freed when its coroutines end
   bool writing = false;  ///< a send is in flight
@@ -79,6 +81,15 @@ class link_table {
   /// Shutting down: links say goodbye and close; nothing redials.
   void stop();
 
+  /// The convention's agent hears of links coming up and going down from
+  /// now on (link_changed), starting with those up now.
+  void set_agent(const address& agent);
+  /// Dials `peer` ("host:port") and redials it until undial(); nothing if
+  /// it is dialled already.
+  void dial(const std::string& peer);
+  void undial(const std::string& peer);
+  const address& agent() const noexcept { return agent_; }
+
   std::uint16_t listen_port() const noexcept { return listen_port_; }
   /// Bytes waiting in links for their turn to be sent: the shard stops
   /// running actors while it is large (back-pressure).
@@ -87,7 +98,7 @@ class link_table {
  private:
   detached accept_loop();
   detached serve_accepted(link* l);
-  detached dial_loop(std::string peer);
+  detached dial_loop(std::string peer, bool on_demand);
   detached send_pending(link* l);
   detached tick_loop();
   /// Handshake, then reads until the link closes. True if it came up.
@@ -100,6 +111,7 @@ class link_table {
   void deliver(link* l, frame::incoming&& m);
   /// Every watch on `engine` fires with "engine lost: <why>".
   void fire_watches(std::uint32_t engine, const std::string& why);
+  void tell_agent(const link& l, bool up, const std::string& why);
 
   shard& shard_;
   link_options opts_;
@@ -110,7 +122,9 @@ class link_table {
   /// Watches sent to each peer engine and not yet answered, target →
   /// watcher: when the link to that engine is lost, each fires there.
   std::unordered_map<std::uint32_t, std::unordered_multimap<address, address>> watches_;
-  std::vector<std::string> dialers_;
+  std::unordered_set<std::string> dialing_;    ///< a dial loop runs for it
+  std::unordered_set<std::string> on_demand_;  ///< dial() asked for it, undial() not yet
+  address agent_;
   bool stopping_ = false;
   bool dirty_ = false;  ///< some link has bytes to send
   std::size_t backlog_ = 0;

@@ -278,7 +278,23 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--secret-file", o.secret_file,
                         "file holding the shared secret peers must prove they know");
   serve_cmd->add_option("--convention", o.convention,
+                        "HOST:PORT of the convention's leader: join it (lead it when it is "
+                        "--listen's address)");
+  serve_cmd->add_option("--convention-name", o.convention_name,
                         "the convention's name; only engines of the same one link");
+  std::string capabilities_text;
+  serve_cmd
+      ->add_option("--capabilities", capabilities_text,
+                   "what this engine offers placement, a JSON object: '{\"gpu\": true}'")
+      ->check([](const std::string& text) -> std::string {
+        const auto j = nlohmann::json::parse(text, nullptr, false);
+        if (j.is_discarded()) return "not JSON: " + text;
+        if (!j.is_object()) return "not a JSON object: " + text;
+        return {};
+      });
+  serve_cmd->add_option(
+      "--advertise", o.advertise,
+      "HOST:PORT the other members dial to reach this engine (default: --listen)");
   serve_cmd->add_option("--heartbeat", o.heartbeat_ms,
                         "ms of quiet before a link sends a heartbeat");
   serve_cmd->add_option("--peer-timeout", o.peer_timeout_ms,
@@ -311,6 +327,18 @@ int main(int argc, char** argv) {
   spawn_cmd->add_option("--name", spawn_name, "spawn by name: the one actor of that name");
   spawn_cmd->add_option("--shard", spawn_shard, "exactly this shard")->check(CLI::Range(0, 4095));
   spawn_cmd->add_option("--args", spawn_args, "the actor's arguments, as JSON");
+  std::string spawn_requires;
+  bool spawn_spread = false;
+  spawn_cmd->add_option("--requires", spawn_requires,
+                        "place it on a member of the convention whose capabilities fit this "
+                        "predicate (JSON, e.g. '{\"gpu\": true}')");
+  spawn_cmd->add_flag("--spread", spawn_spread,
+                      "place it on the least loaded member that fits, not this engine first");
+  auto* members_cmd = client(app.add_subcommand("members", "the engines of the convention"));
+  auto* caps_cmd =
+      client(app.add_subcommand("capabilities", "set this engine's capabilities (JSON object)"));
+  std::string caps_arg;
+  caps_cmd->add_option("capabilities", caps_arg, "a JSON object")->required();
   std::string target, message_type, message_body;
   unsigned timeout_ms = 5000;
   auto* tell_cmd = client(app.add_subcommand("tell", "send a message given as JSON"));
@@ -375,8 +403,39 @@ int main(int argc, char** argv) {
     body["args"] = args;
     if (!spawn_name.empty()) body["name"] = spawn_name;
     if (spawn_shard >= 0) body["shard"] = spawn_shard;
+    if (!spawn_requires.empty() || spawn_spread) {
+      json req;
+      if (!spawn_requires.empty() && !parse_arg("--requires", spawn_requires, req)) {
+        return exit_usage;
+      }
+      body["requirements"] = req;
+      body["prefer_local"] = !spawn_spread;
+    }
     return run_client(cf, "POST", "/spawn", body.dump(),
                       [](const json& j) { return j.value("address", std::string()); });
+  }
+  if (*members_cmd) {
+    return run_client(cf, "GET", "/members", "", [](const json& j) {
+      std::string out;
+      for (const auto& m : j) {
+        if (!out.empty()) out += "\n";
+        out += "engine " + std::to_string(m.value("engine", 0u)) + "\t" +
+               m.value("link_address", std::string()) + "\t" +
+               (m.value("leader", false) ? "leader" : "member") + "\t" +
+               std::to_string(m.value("actors", 0u)) + " actors\t" + m["capabilities"].dump();
+      }
+      return out;
+    });
+  }
+  if (*caps_cmd) {
+    json caps;
+    if (!parse_arg("the capabilities", caps_arg, caps)) return exit_usage;
+    if (!caps.is_object()) {
+      std::cerr << "the capabilities must be a JSON object, got " << caps_arg << "\n";
+      return exit_usage;
+    }
+    return run_client(cf, "POST", "/capabilities", json{{"capabilities", caps}}.dump(),
+                      [](const json& j) { return "capabilities " + j["capabilities"].dump(); });
   }
   if (*tell_cmd || *ask_cmd) {
     json msg;
@@ -431,6 +490,7 @@ int main(int argc, char** argv) {
     }
     cfg = std::move(*file);
   }
+  if (!capabilities_text.empty()) o.capabilities = nlohmann::json::parse(capabilities_text);
   troupe::apply_overrides(cfg, o);
   if (const std::string problems = troupe::validate_config(cfg); !problems.empty()) {
     std::cerr << problems << "\n";

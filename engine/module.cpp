@@ -7,11 +7,14 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
 #include <climits>
 #include <condition_variable>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 
 #include "actor_access.hpp"
@@ -56,12 +59,35 @@ int find_segments(dl_phdr_info* info, std::size_t, void* data) {
 
 }  // namespace
 
+bool read_whole_file(const std::string& path, std::string& out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return !in.bad();
+}
+
+std::string sha256_hex(std::string_view bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &len, EVP_sha256(), nullptr);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * len);
+  for (unsigned i = 0; i < len; ++i) {
+    out.push_back(hex[digest[i] >> 4]);
+    out.push_back(hex[digest[i] & 0xf]);
+  }
+  return out;
+}
+
 result<module_info> system_impl::load_module(const std::string& path) {
   auto fail = [&](const std::string& why) -> result<module_info> {
     return error(errc::misuse, "module " + path + ": " + why);
   };
   char resolved[PATH_MAX];
   if (!::realpath(path.c_str(), resolved)) return fail("cannot be read: no such file");
+  std::string bytes;
+  if (!read_whole_file(resolved, bytes)) return fail("cannot be read");
   module_table& t = modules_table();
   std::lock_guard g(t.lock);
   for (const loaded_module& m : t.loaded) {
@@ -120,6 +146,7 @@ result<module_info> system_impl::load_module(const std::string& path) {
   loaded_module lm;
   lm.info.name = name;
   lm.info.path = resolved;
+  lm.info.sha256 = sha256_hex(bytes);
   lm.handle = h;
   try {
     for (const auto& m : reg.messages()) {

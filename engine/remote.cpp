@@ -53,7 +53,12 @@ void unregister_actor_type(const std::string& type_name) {
 
 envelope* make_remote_spawn(std::uint32_t engine, const address& sender, std::string type_name,
                             const spawn_options& o) {
-  envelope* e = make_envelope(remote_spawn{std::move(type_name), o.shard,
+  return make_remote_spawn(engine, sender, std::move(type_name), o, nlohmann::json());
+}
+
+envelope* make_remote_spawn(std::uint32_t engine, const address& sender, std::string type_name,
+                            const spawn_options& o, const nlohmann::json& args) {
+  envelope* e = make_envelope(remote_spawn{std::move(type_name), args, o.shard,
                                            static_cast<std::uint8_t>(o.where), o.mailbox_limit},
                               sender, address(engine, 0, 0, 0));
   e->flags |= flag_control;
@@ -73,7 +78,7 @@ void shard::handle_remote_spawn(envelope* e) {
     queue_failure(*e, errc::misuse, "unknown placement " + std::to_string(m.where));
   } else {
     std::string why;
-    const actor_type::made made = type->make(nlohmann::json(), why);
+    const actor_type::made made = type->make(m.args, why);
     if (!made.actor) {
       queue_failure(*e, errc::failed, "cannot make a '" + m.type + "': " + why);
     } else {

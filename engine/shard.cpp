@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "actor_access.hpp"
+#include "convention.hpp"
 #include "describe.hpp"
 #include "system_impl.hpp"
 
@@ -285,6 +286,18 @@ void shard::handle_control(envelope* e) {
     return;
   } else if (e->type == type_id<remote_spawn>()) {
     handle_remote_spawn(e);
+  } else if (e->type == type_id<conv_hello>()) {
+    // A member joining: for the convention's agent, if this engine has one.
+    if (links_ && !links_->agent().is_null()) {
+      e->target = links_->agent();
+      e->flags = e->flags & ~flag_control;
+      deliver_here(e);
+      return;
+    }
+    spdlog::debug(
+        "engine {}: engine {} introduced itself as a member of a convention; this "
+        "engine is in none",
+        engine_, e->sender.engine());
   } else if (e->type == type_id<module_census>()) {
     handle_census(e);
   } else if (e->type == type_id<peer_lost_msg>()) {

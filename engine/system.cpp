@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "actor_access.hpp"
+#include "convention.hpp"
 #include "system_impl.hpp"
 
 namespace troupe::internal {
@@ -59,10 +60,18 @@ system_impl::system_impl(system_options options) : options_(options) {
   } else {
     start_threads();
   }
+  if (convention_) {
+    convention_->advertise = options_.advertise.empty()
+                                 ? listen_host_ + ":" + std::to_string(listen_port_)
+                                 : options_.advertise;
+    agent_ = start_convention_agent(*this, std::move(*convention_));
+    convention_.reset();
+  }
 }
 
 void system_impl::set_up_links() {
-  if (options_.listen.empty() && options_.peers.empty()) return;
+  if (options_.listen.empty() && options_.peers.empty() && options_.convention_leader.empty())
+    return;
   if (options_.inline_mode) {
     throw std::invalid_argument("links to other engines need shard threads, not inline mode");
   }
@@ -75,6 +84,37 @@ void system_impl::set_up_links() {
   }
   link_options lo;
   lo.peers = options_.peers;
+  if (!options_.convention_leader.empty()) {
+    std::string leader_host, listen_host;
+    std::uint16_t leader_port = 0, listen_port = 0;
+    if (!parse_peer(options_.convention_leader, leader_host, leader_port) || leader_port == 0) {
+      throw std::invalid_argument("convention leader '" + options_.convention_leader +
+                                  "' is not host:port");
+    }
+    if (options_.listen.empty() || !parse_peer(options_.listen, listen_host, listen_port)) {
+      throw std::invalid_argument(
+          "a member of a convention listens for its peers: set listen (host:port)");
+    }
+    if (!options_.capabilities.is_object()) {
+      throw std::invalid_argument("capabilities must be a JSON object, got " +
+                                  options_.capabilities.dump());
+    }
+    if (options_.advertise.empty() && (listen_host == "0.0.0.0" || listen_host == "::")) {
+      throw std::invalid_argument("listening on " + listen_host +
+                                  ", the convention needs the address others dial: set advertise");
+    }
+    convention_options co;
+    co.leader = options_.convention_leader;
+    co.is_leader = leader_host == listen_host && leader_port == listen_port;
+    co.capabilities = options_.capabilities;
+    co.module_cache = options_.module_cache;
+    co.load_every = options_.load_every;
+    if (!co.is_leader && std::find(lo.peers.begin(), lo.peers.end(), co.leader) == lo.peers.end()) {
+      lo.peers.push_back(co.leader);  // dialled, and redialled while it is away
+    }
+    listen_host_ = listen_host;
+    convention_ = std::move(co);
+  }
   lo.convention = options_.convention;
   lo.secret = options_.secret;
   lo.heartbeat = options_.heartbeat;
@@ -512,6 +552,7 @@ address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory*
 }
 
 void outside_send(system_impl& sys, envelope* e) { sys.outside_send(e); }
+address convention_agent_of(shard& s) { return s.owner().convention_agent(); }
 envelope* outside_ask(system_impl& sys, envelope* request, duration timeout) {
   return sys.outside_ask(request, timeout);
 }
@@ -536,6 +577,39 @@ result<address> system::lookup_name(std::string name, duration timeout) {
   return internal::take_reply<address>(internal::outside_ask(
       *impl_, internal::make_name_lookup(nullptr, impl_.get(), address{}, std::move(name)),
       timeout));
+}
+
+namespace {
+error no_convention() {
+  return error(errc::misuse,
+               "this engine is in no convention (start it with a convention leader to join)");
+}
+}  // namespace
+
+result<std::vector<member>> system::members(duration timeout) {
+  const address agent = impl_->convention_agent();
+  if (agent.is_null()) return no_convention();
+  return ask<std::vector<member>>(agent, internal::members_query{}, timeout);
+}
+
+void system::subscribe_convention(const address& who, bool on) {
+  const address agent = impl_->convention_agent();
+  if (!agent.is_null()) tell(agent, internal::convention_subscription{who, on});
+}
+
+result<done> system::update_capabilities(nlohmann::json capabilities) {
+  const address agent = impl_->convention_agent();
+  if (agent.is_null()) return no_convention();
+  return ask<done>(agent, internal::capabilities_update{std::move(capabilities)},
+                   std::chrono::seconds(5));
+}
+
+result<address> system::spawn_placed(std::string type_name, nlohmann::json args, place_options o) {
+  const address agent = impl_->convention_agent();
+  if (agent.is_null()) return no_convention();
+  const duration timeout = o.timeout * 3;  // a member tried, a module sent, tried again
+  return ask<address>(
+      agent, internal::place_request{std::move(type_name), std::move(args), std::move(o)}, timeout);
 }
 
 result<address> system::spawn_type(const std::string& type_name, const nlohmann::json& args,

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -14,6 +15,7 @@
 
 #include <functional>
 
+#include "convention.hpp"
 #include "shard.hpp"
 #include "troupe/module.hpp"
 #include "troupe/system.hpp"
@@ -34,6 +36,7 @@ struct install_actor {
 /// registered as `type`. Reply: its address.
 struct remote_spawn {
   std::string type;
+  nlohmann::json args;  ///< the type's constructor arguments; null: none
   std::int32_t shard = -1;
   std::uint8_t where = 0;  ///< troupe::placement
   std::uint32_t mailbox_limit = 0;
@@ -146,6 +149,10 @@ void from_json(const nlohmann::json& j, name_forget& m);
 
 /// The modules loaded in this process (engine/module.cpp).
 std::vector<module_info> loaded_modules();
+/// The whole file at `path`; false if it cannot be read.
+bool read_whole_file(const std::string& path, std::string& out);
+/// SHA-256 of `bytes`, in lower-case hex.
+std::string sha256_hex(std::string_view bytes);
 
 class system_impl {
  public:
@@ -175,6 +182,8 @@ class system_impl {
   std::size_t census(std::uintptr_t lo, std::uintptr_t hi, bool stop);
   void engine_down(std::uint32_t id);
   std::uint16_t listen_port() const noexcept { return listen_port_; }
+  /// The convention's agent on shard 0; null when in no convention.
+  const address& convention_agent() const noexcept { return agent_; }
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
   /// Chooses the shard for a new actor.
@@ -221,6 +230,9 @@ class system_impl {
   mutable std::mutex engines_lock_;
   std::vector<std::uint32_t> peers_up_;  ///< sorted
   std::uint16_t listen_port_ = 0;
+  std::string listen_host_;
+  std::optional<convention_options> convention_;  ///< until its agent starts
+  address agent_;
 };
 
 }  // namespace troupe::internal

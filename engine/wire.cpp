@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "convention.hpp"
 #include "frame.hpp"
 #include "system_impl.hpp"
 #include "troupe/lifecycle.hpp"
@@ -94,6 +95,11 @@ void ensure_builtins() {
     register_message<name_release>("troupe.name_release");
     register_message<name_forget>("troupe.name_forget");
     register_message<name_handoff>("troupe.name_handoff");
+    register_message<conv_hello>("troupe.conv.hello");
+    register_message<conv_view>("troupe.conv.view");
+    register_message<conv_caps>("troupe.conv.caps");
+    register_message<conv_load>("troupe.conv.load");
+    register_message<module_offer>("troupe.conv.module");
     return true;
   }();
   (void)once;

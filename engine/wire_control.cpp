@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "convention.hpp"
 #include "system_impl.hpp"
 
 namespace troupe::internal {
@@ -72,12 +73,78 @@ void from_json(const nlohmann::json& j, name_forget& m) {
 
 void to_json(nlohmann::json& j, const remote_spawn& m) {
   j = {{"type", m.type}, {"shard", m.shard}, {"where", m.where}, {"limit", m.mailbox_limit}};
+  if (!m.args.is_null()) j["args"] = m.args;
 }
 void from_json(const nlohmann::json& j, remote_spawn& m) {
   m.type = j.at("type").get<std::string>();
   m.shard = j.at("shard").get<std::int32_t>();
   m.where = j.at("where").get<std::uint8_t>();
   m.mailbox_limit = j.at("limit").get<std::uint32_t>();
+  m.args = j.contains("args") ? j.at("args") : nlohmann::json();
+}
+
+void to_json(nlohmann::json& j, const member_record& m) {
+  j = {{"engine", m.info.engine},       {"link", m.info.link_address},
+       {"caps", m.info.capabilities},   {"leader", m.info.leader},
+       {"actors", m.info.actors},       {"shards", m.info.shards},
+       {"agent", address_json(m.agent)}};
+}
+void from_json(const nlohmann::json& j, member_record& m) {
+  m.info.engine = j.at("engine").get<std::uint32_t>();
+  m.info.link_address = j.at("link").get<std::string>();
+  m.info.capabilities = j.at("caps");
+  if (!m.info.capabilities.is_object()) throw std::invalid_argument("capabilities: not an object");
+  m.info.leader = j.at("leader").get<bool>();
+  m.info.actors = j.at("actors").get<std::uint64_t>();
+  m.info.shards = j.at("shards").get<std::uint32_t>();
+  m.agent = json_address(j.at("agent"));
+}
+void to_json(nlohmann::json& j, const conv_hello& m) { j = {{"me", m.me}}; }
+void from_json(const nlohmann::json& j, conv_hello& m) { m.me = j.at("me").get<member_record>(); }
+void to_json(nlohmann::json& j, const conv_view& m) {
+  nlohmann::json gone = nlohmann::json::array();
+  for (const auto& g : m.gone)
+    gone.push_back({{"engine", g.engine}, {"left", g.left}, {"why", g.why}});
+  j = {{"epoch", m.epoch}, {"members", m.members}, {"gone", std::move(gone)}};
+}
+void from_json(const nlohmann::json& j, conv_view& m) {
+  m.epoch = j.at("epoch").get<std::uint64_t>();
+  m.members = j.at("members").get<std::vector<member_record>>();
+  m.gone.clear();
+  for (const auto& g : j.at("gone")) {
+    m.gone.push_back({g.at("engine").get<std::uint32_t>(), g.at("left").get<bool>(),
+                      g.at("why").get<std::string>()});
+  }
+}
+void to_json(nlohmann::json& j, const conv_caps& m) {
+  j = {{"engine", m.engine}, {"caps", m.capabilities}};
+}
+void from_json(const nlohmann::json& j, conv_caps& m) {
+  m.engine = j.at("engine").get<std::uint32_t>();
+  m.capabilities = j.at("caps");
+  if (!m.capabilities.is_object()) throw std::invalid_argument("capabilities: not an object");
+}
+void to_json(nlohmann::json& j, const conv_load& m) {
+  j = {{"engine", m.engine}, {"actors", m.actors}, {"shards", m.shards}};
+}
+void from_json(const nlohmann::json& j, conv_load& m) {
+  m.engine = j.at("engine").get<std::uint32_t>();
+  m.actors = j.at("actors").get<std::uint64_t>();
+  m.shards = j.at("shards").get<std::uint32_t>();
+}
+void to_json(nlohmann::json& j, const module_offer& m) {
+  j = {
+      {"name", m.name},
+      {"file", m.file_name},
+      {"sha256", m.sha256},
+      {"bytes", nlohmann::json::binary(std::vector<std::uint8_t>(m.bytes.begin(), m.bytes.end()))}};
+}
+void from_json(const nlohmann::json& j, module_offer& m) {
+  m.name = j.at("name").get<std::string>();
+  m.file_name = j.at("file").get<std::string>();
+  m.sha256 = j.at("sha256").get<std::string>();
+  const auto& b = j.at("bytes").get_binary();
+  m.bytes.assign(b.begin(), b.end());
 }
 
 }  // namespace troupe::internal

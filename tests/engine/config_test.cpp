@@ -77,7 +77,8 @@ const char* const full_file = R"({
   "listen": "0.0.0.0:7000",
   "peers": ["10.0.0.2:7000", "node-3.example.com:7000", "[::1]:7001"],
   "secret_file": "secret",
-  "convention": "prod",
+  "convention": {"name": "prod", "leader": "10.0.0.1:7000", "advertise": "10.0.0.7:7000",
+                 "capabilities": {"zone": "ams", "cores": 16}, "module_cache": "cache"},
   "heartbeat_ms": 250,
   "peer_timeout_ms": 2000,
   "log_level": "debug",
@@ -109,7 +110,11 @@ TEST_CASE("a full configuration file sets every key", "[config]") {
         std::vector<std::string>{"10.0.0.2:7000", "node-3.example.com:7000", "[::1]:7001"});
   // Relative paths are relative to the file's directory, absolute ones stay.
   CHECK(c->secret_file == "/tmp/secret");
-  CHECK(c->convention == "prod");
+  CHECK(c->convention.name == "prod");
+  CHECK(c->convention.leader == "10.0.0.1:7000");
+  CHECK(c->convention.advertise == "10.0.0.7:7000");
+  CHECK(c->convention.capabilities == nlohmann::json{{"zone", "ams"}, {"cores", 16}});
+  CHECK(c->convention.module_cache == "/tmp/cache");
   CHECK(c->heartbeat_ms == 250);
   CHECK(c->peer_timeout_ms == 2000);
   CHECK(c->log_level == "debug");
@@ -138,7 +143,8 @@ TEST_CASE("an empty object gives the defaults of troupe serve's flags", "[config
   CHECK(c.listen.empty());
   CHECK(c.peers.empty());
   CHECK(c.secret_file.empty());
-  CHECK(c.convention == "troupe");
+  CHECK(c.convention.name == "troupe");
+  CHECK(c.convention.leader.empty());
   CHECK(c.heartbeat_ms == 500);
   CHECK(c.peer_timeout_ms == 3000);
   CHECK(c.log_level == "info");
@@ -188,7 +194,8 @@ TEST_CASE("to_json prints every key in the file's order and reads back equal", "
   }
   CHECK(troupe::to_json(serve_config{}).dump() ==
         R"({"shards":0,"io":"auto","engine_id":1,"listen":null,"peers":[],"secret_file":null,)"
-        R"("convention":"troupe","heartbeat_ms":500,"peer_timeout_ms":3000,"log_level":"info",)"
+        R"("convention":{"name":"troupe","leader":null,"advertise":null,"capabilities":{},)"
+        R"("module_cache":null},"heartbeat_ms":500,"peer_timeout_ms":3000,"log_level":"info",)"
         R"("admin":"127.0.0.1:7700","admin_token_file":null,"modules":[],"actors":[],)"
         R"("limits":{"max_frame":16777216,"mailbox_limit":0}})");
   // An actor prints only what it was given.
@@ -226,8 +233,20 @@ TEST_CASE("a value of the wrong type names its key and what was expected", "[con
       {R"({"peers": [7000]})", R"(peers[0]: expected "host:port", got 7000)"},
       {R"({"secret_file": 5})", R"(secret_file: expected a file path or null, got 5)"},
       {R"({"secret_file": ""})", R"(secret_file: expected a file path or null, got "")"},
-      {R"({"convention": 7})", R"(convention: expected a string of 1 to 255 bytes, got 7)"},
-      {R"({"convention": ""})", R"(convention: expected a string of 1 to 255 bytes, got "")"},
+      {R"({"convention": 7})",
+       R"(convention: expected an object such as {"name": "troupe", "leader": "host:port"}, got 7)"},
+      {R"({"convention": {"name": ""}})",
+       R"(convention.name: expected a string of 1 to 255 bytes, got "")"},
+      {R"({"convention": {"leader": "nowhere"}})",
+       R"(convention.leader: expected "host:port", got "nowhere")"},
+      {R"({"convention": {"capabilities": [1]}})",
+       R"(convention.capabilities: expected an object, got [1])"},
+      {R"({"convention": {"leader": "127.0.0.1:7000"}})",
+       R"(convention.leader: a member of a convention listens for its peers: set listen)"},
+      {R"({"listen": "0.0.0.0:7001", "convention": {"leader": "127.0.0.1:7000"}})",
+       R"(convention.advertise: needed when listen is "0.0.0.0:7001": the address the other members dial to reach this engine)"},
+      {R"({"convention": {"lead": "127.0.0.1:7000"}})",
+       R"(convention: unknown key 'lead', did you mean 'leader'? (known keys: name, leader, advertise, capabilities, module_cache))"},
       {R"({"heartbeat_ms": "500ms"})",
        R"(heartbeat_ms: expected an integer between 10 and 600000, got "500ms")"},
       {R"({"peer_timeout_ms": null})",
@@ -290,8 +309,8 @@ TEST_CASE("a value out of range names the range", "[config]") {
       {R"({"shards": 2, "actors": [{"type": "a", "shard": 1}, {"type": "b", "shard": 2}]})",
        "actors[1].shard: expected a shard below shards (2), got 2"},
       {
-          R"({"convention": ")" + std::string(256, 'c') + R"("})",
-          R"(convention: expected a string of 1 to 255 bytes, got ")" + std::string(56, 'c') +
+          R"({"convention": {"name": ")" + std::string(256, 'c') + R"("}})",
+          R"(convention.name: expected a string of 1 to 255 bytes, got ")" + std::string(56, 'c') +
               "...",
       },
   };
@@ -514,7 +533,9 @@ TEST_CASE("validate_config checks values set in code with the file's messages", 
 TEST_CASE("to_system_options carries the engine's settings", "[config]") {
   const serve_config c = parsed(R"({"shards": 3, "io": "uring", "engine_id": 9,
                                     "listen": "127.0.0.1:0", "peers": ["127.0.0.1:7001"],
-                                    "convention": "test", "heartbeat_ms": 100,
+                                    "convention": {"name": "test", "leader": "127.0.0.1:7000",
+                                                   "capabilities": {"gpu": true}},
+                                    "heartbeat_ms": 100,
                                     "peer_timeout_ms": 900, "secret_file": "/etc/secret",
                                     "limits": {"max_frame": 65536}})");
   const troupe::system_options o = troupe::to_system_options(c);
@@ -524,6 +545,8 @@ TEST_CASE("to_system_options carries the engine's settings", "[config]") {
   CHECK(o.listen == "127.0.0.1:0");
   CHECK(o.peers == std::vector<std::string>{"127.0.0.1:7001"});
   CHECK(o.convention == "test");
+  CHECK(o.convention_leader == "127.0.0.1:7000");
+  CHECK(o.capabilities == nlohmann::json{{"gpu", true}});
   CHECK(o.heartbeat == std::chrono::milliseconds(100));
   CHECK(o.peer_timeout == std::chrono::milliseconds(900));
   CHECK(o.max_frame == 65536);

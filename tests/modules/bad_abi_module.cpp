@@ -4,7 +4,7 @@
 
 extern "C" __attribute__((visibility("default"))) const troupe::module_descriptor*
 troupe_module_v1() {
-  static const troupe::module_descriptor d{troupe::module_abi + 98, TROUPE_VERSION_STRING,
+  static const troupe::module_descriptor d{troupe::module_abi + 97, TROUPE_VERSION_STRING,
                                            "test.bad_abi", nullptr};
   return &d;
 }

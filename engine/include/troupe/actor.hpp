@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "troupe/address.hpp"
+#include "troupe/convention.hpp"
 #include "troupe/internal/envelope.hpp"
 #include "troupe/internal/runtime.hpp"
 #include "troupe/lifecycle.hpp"
@@ -91,10 +92,28 @@ actor_factory* factory_for(const Args&... args) {
 }
 
 template <class R>
+struct is_result : std::false_type {};
+template <class T>
+struct is_result<result<T>> : std::true_type {};
+
+/// A handler's return value as the reply; a handler that returns
+/// result<T> answers with its T, or ends the ask with its error.
+template <class R>
 void reply_with(shard& s, const actor_base& a, const envelope& request, R&& value) {
   if (request.request == 0 || request.sender.is_null()) return;
   if (failing(a)) return;  // fail_with(): the ask ends with the failure instead
-  send_reply(s, request, make_envelope(std::forward<R>(value), request.target, request.sender));
+  if constexpr (is_result<std::decay_t<R>>::value) {
+    if (value.ok()) {
+      send_reply(s, request,
+                 make_envelope(std::move(value.value()), request.target, request.sender));
+    } else {
+      send_reply(s, request,
+                 make_envelope(ask_failure{value.err().code(), value.err().text()}, request.target,
+                               request.sender));
+    }
+  } else {
+    send_reply(s, request, make_envelope(std::forward<R>(value), request.target, request.sender));
+  }
 }
 
 template <class T>
@@ -220,6 +239,34 @@ class actor_base {
     return ask_awaiter<address>(
         home_shard(), internal::make_remote_spawn(engine, self(), std::move(type_name), o),
         timeout);
+  }
+
+  /// The same, with arguments for the type's constructor (register_actor).
+  [[nodiscard]] ask_awaiter<address> spawn_type_on(std::uint32_t engine, std::string type_name,
+                                                   const nlohmann::json& args, spawn_options o = {},
+                                                   duration timeout = std::chrono::seconds(10)) {
+    return ask_awaiter<address>(
+        home_shard(), internal::make_remote_spawn(engine, self(), std::move(type_name), o, args),
+        timeout);
+  }
+
+  /// A new actor of the registered type `type_name`, made from `args`, on
+  /// a member of the convention that fits `o` (system::spawn_placed).
+  /// Awaitable from a coroutine handler; errc::misuse if this engine is in
+  /// no convention.
+  task<result<address>> spawn_placed(std::string type_name, nlohmann::json args,
+                                     place_options o = {}) {
+    const address agent = internal::convention_agent_of(*home_shard());
+    if (agent.is_null()) {
+      co_return error(errc::misuse,
+                      "this engine is in no convention (start it with a convention "
+                      "leader to join)");
+    }
+    const duration timeout = o.timeout * 3;  // a member tried, a module sent, tried again
+    internal::envelope* e = internal::make_envelope(
+        internal::place_request{std::move(type_name), std::move(args), std::move(o)}, self(),
+        agent);
+    co_return co_await ask_awaiter<address>(home_shard(), e, timeout);
   }
 
   /// The address of the actor named `name`, or errc::not_found. Answers

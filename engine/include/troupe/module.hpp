@@ -57,7 +57,19 @@ actor_type actor_type_of() {
       "an actor type registered by name must be default-constructible or "
       "constructible from const nlohmann::json& (its arguments)");
   static const char tag = 0;
-  return actor_type{&make_actor_from<A>, &tag};
+  actor_type t{&make_actor_from<A>, &tag};
+  if constexpr (requires(const nlohmann::json& j) {
+                  { A::capability_check(j, j) } -> std::convertible_to<bool>;
+                }) {
+    t.fits = [](const nlohmann::json& capabilities, const nlohmann::json& args) -> bool {
+      try {
+        return A::capability_check(capabilities, args);
+      } catch (...) {
+        return false;  // a check that throws does not fit
+      }
+    };
+  }
+  return t;
 }
 
 }  // namespace internal
@@ -65,15 +77,17 @@ actor_type actor_type_of() {
 /// Lets other engines, the configuration and the admin spawn A here by
 /// `type_name` (system::spawn_on, system::spawn_type). A is
 /// default-constructible, or constructible from `const nlohmann::json&`:
-/// its arguments. Throws std::invalid_argument if the name belongs to
-/// another class.
+/// its arguments. A may have `static bool capability_check(const
+/// nlohmann::json& capabilities, const nlohmann::json& args)`: placement
+/// over the convention then puts it only on engines it accepts. Throws
+/// std::invalid_argument if the name belongs to another class.
 template <class A>
 void register_actor(std::string type_name) {
   internal::register_actor_type(std::move(type_name), internal::actor_type_of<A>());
 }
 
 /// Bumped whenever what a module may rely on changes incompatibly.
-inline constexpr std::uint32_t module_abi = 1;
+inline constexpr std::uint32_t module_abi = 2;
 
 /// What a module registers; applied by the engine only if every name is
 /// free, so that a module loads whole or not at all.
@@ -117,6 +131,9 @@ struct module_descriptor {
 struct module_info {
   std::string name;
   std::string path;
+  /// SHA-256 of the file as it was loaded, in hex: the convention sends a
+  /// module to an engine that lacks it, and that engine checks it.
+  std::string sha256;
   std::vector<std::string> actor_types;
   std::vector<std::string> message_types;
 };

@@ -10,6 +10,7 @@
 
 #include "troupe/actor.hpp"
 #include "troupe/address.hpp"
+#include "troupe/convention.hpp"
 #include "troupe/internal/runtime.hpp"
 #include "troupe/io/reactor.hpp"
 #include "troupe/lifecycle.hpp"
@@ -74,6 +75,22 @@ struct system_options {
   duration peer_timeout = std::chrono::seconds(3);
   /// The largest frame a link accepts, in bytes.
   std::size_t max_frame = 16u << 20;
+
+  // --- the convention (troupe/convention.hpp) ---
+  /// "host:port" of the convention's leader: this engine joins it, or
+  /// leads it when that is its own `listen` address. Needs `listen`.
+  /// Empty: no convention.
+  std::string convention_leader{};
+  /// What this engine offers placement: a JSON object.
+  nlohmann::json capabilities = nlohmann::json::object();
+  /// "host:port" other members dial to reach this engine; empty: the
+  /// `listen` host with the port it got.
+  std::string advertise{};
+  /// Where modules sent by other members are written; empty: a directory
+  /// of its own under the system's temporary directory.
+  std::string module_cache{};
+  /// How often members tell each other their load.
+  duration load_every = std::chrono::seconds(1);
 };
 
 /// An engine: its shards, their threads and their actors.
@@ -142,6 +159,24 @@ class system {
   result<done> unload_module(const std::string& name, bool stop_actors = false);
   /// The modules loaded in this process.
   static std::vector<module_info> modules();
+
+  /// The engines of this engine's convention, this one first, as it last
+  /// heard of them. errc::misuse if it is in no convention.
+  result<std::vector<member>> members(duration timeout = std::chrono::seconds(5));
+  /// `who` (an actor of this engine) gets a troupe::convention_update for
+  /// every member that joins, leaves, is lost or changes capabilities, and
+  /// at once one `joined` per member already known; `on = false` stops it.
+  /// It ends by itself when `who` ends.
+  void subscribe_convention(const address& who, bool on = true);
+  /// This engine's capabilities are now `capabilities` (a JSON object);
+  /// the convention hears of it through its leader.
+  result<done> update_capabilities(nlohmann::json capabilities);
+  /// A new actor of the registered type `type_name`, made from `args`, on
+  /// a member that fits `o` (see troupe::place_options): this engine or
+  /// another; the type's module is sent to a member that lacks it.
+  /// errc::not_found naming each member's refusal if none fits.
+  result<address> spawn_placed(std::string type_name, nlohmann::json args = nullptr,
+                               place_options o = {});
 
   /// The address of the actor named `name`, or errc::not_found.
   result<address> lookup_name(std::string name, duration timeout = std::chrono::seconds(5));

@@ -3,8 +3,10 @@
 
 #include "troupe/actor.hpp"
 #include "troupe/address.hpp"
+#include "troupe/convention.hpp"
 #include "troupe/message.hpp"
 #include "troupe/module.hpp"
+#include "troupe/requirements.hpp"
 #include "troupe/result.hpp"
 #include "troupe/system.hpp"
 #include "troupe/task.hpp"

@@ -119,6 +119,9 @@ std::optional<address> cached_name(shard& s, const std::string& name);
 /// registered there as `type_name`. Reply: its address, or errc::not_found.
 envelope* make_remote_spawn(std::uint32_t engine, const address& sender, std::string type_name,
                             const spawn_options& o);
+/// The same, with the type's constructor arguments.
+envelope* make_remote_spawn(std::uint32_t engine, const address& sender, std::string type_name,
+                            const spawn_options& o, const nlohmann::json& args);
 /// An actor type registered by name (register_actor): makes an instance
 /// (and the factory of its restarts) from JSON arguments, or says why not.
 struct actor_type {
@@ -128,12 +131,17 @@ struct actor_type {
   };
   made (*make)(const nlohmann::json& args, std::string& error) = nullptr;
   const void* tag = nullptr;  ///< one per class: a second registration of a name must match
+  /// The class's own verdict on an engine's capabilities for these
+  /// arguments (its static capability_check), or null: any engine will do.
+  bool (*fits)(const nlohmann::json& capabilities, const nlohmann::json& args) = nullptr;
 };
 void register_actor_type(std::string type_name, actor_type t);
 std::optional<actor_type> actor_type_named(std::string_view type_name) noexcept;
 void unregister_actor_type(const std::string& type_name);
 void cache_name(shard& s, const std::string& name, const address& a);
 
+/// This engine's convention agent; null when it is in no convention.
+address convention_agent_of(shard& s);
 /// The shard whose thread is calling, or nullptr outside any shard.
 /// constinit: no dynamic initialization, so no TLS wrapper call on each use.
 extern constinit thread_local shard* this_shard;

@@ -1,0 +1,354 @@
+// The convention with real engine processes on 127.0.0.1: `troupe serve`
+// processes are the leader and members, and this test process is one more
+// member (a troupe::system) that subscribes to the convention's updates
+// and places actors.
+
+#include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/process.hpp"
+#include "troupe/troupe.hpp"
+
+using namespace std::chrono_literals;
+using troupe::convention_update;
+using change = troupe::convention_update::change;
+
+namespace {
+
+/// A port that was free a moment ago (for a leader, whose address the
+/// members must know before it starts).
+std::uint16_t free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+/// A `troupe serve` engine of the convention, and its admin endpoint.
+struct engine_process {
+  troupe::test::child_process proc;
+  std::string admin;
+
+  engine_process(std::uint32_t id, const std::string& listen, const std::string& leader,
+                 const std::string& capabilities, std::vector<std::string> extra = {})
+      : proc(args(id, listen, leader, capabilities, std::move(extra))) {
+    REQUIRE(proc.wait_for_output("admin endpoint on http://", 10s));
+    REQUIRE(proc.wait_for_output("the convention at", 10s));
+    std::smatch m;
+    const std::string out = proc.output();
+    REQUIRE(std::regex_search(out, m, std::regex("admin endpoint on http://([0-9.]+:[0-9]+)")));
+    admin = m[1];
+  }
+
+  static std::vector<std::string> args(std::uint32_t id, const std::string& listen,
+                                       const std::string& leader, const std::string& caps,
+                                       std::vector<std::string> extra) {
+    std::vector<std::string> a = {
+        TROUPE_BINARY, "serve",       "--shards",     "1",    "--engine-id",    std::to_string(id),
+        "--listen",    listen,        "--convention", leader, "--capabilities", caps,
+        "--admin",     "127.0.0.1:0", "--heartbeat",  "100",  "--peer-timeout", "1000"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+};
+
+/// Runs the troupe CLI; returns its exit code and output.
+std::pair<int, std::string> cli(std::vector<std::string> args) {
+  args.insert(args.begin(), TROUPE_BINARY);
+  troupe::test::child_process p(std::move(args));
+  auto status = p.wait_exit(20s);
+  return {status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, p.output()};
+}
+
+/// What the subscribed actor has seen.
+struct seen_updates {
+  std::mutex lock;
+  std::vector<convention_update> all;
+
+  bool has(change what, std::uint32_t engine, std::size_t from = 0) {
+    std::lock_guard g(lock);
+    for (std::size_t i = from; i < all.size(); ++i) {
+      if (all[i].what == what && all[i].who.engine == engine) return true;
+    }
+    return false;
+  }
+  std::size_t size() {
+    std::lock_guard g(lock);
+    return all.size();
+  }
+  /// Waits (bounded) until `what` for `engine` is seen after index `from`.
+  bool wait_for(change what, std::uint32_t engine, std::chrono::milliseconds limit,
+                std::size_t from = 0) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (has(what, engine, from)) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+};
+seen_updates updates;
+
+struct update_collector : troupe::actor<update_collector, convention_update> {
+  void on(const convention_update& u) {
+    std::lock_guard g(updates.lock);
+    updates.all.push_back(u);
+  }
+};
+
+/// A copy of the test module, which this test may change on disk.
+std::string module_copy(const std::string& dir_name) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / (dir_name + "-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto to = dir / "libtest_conv_module.so";
+  std::filesystem::copy_file(TEST_CONV_MODULE, to,
+                             std::filesystem::copy_options::overwrite_existing);
+  return to.string();
+}
+
+std::vector<std::uint32_t> member_ids(troupe::system& sys) {
+  std::vector<std::uint32_t> ids;
+  if (auto m = sys.members(); m) {
+    for (const auto& one : m.value()) ids.push_back(one.engine);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+bool wait_members(troupe::system& sys, const std::vector<std::uint32_t>& want,
+                  std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (member_ids(sys) == want) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+troupe::system_options member_options(std::uint32_t id, const std::string& leader,
+                                      nlohmann::json caps) {
+  troupe::system_options o;
+  o.engine_id = id;
+  o.shards = 2;
+  o.listen = "127.0.0.1:0";
+  o.convention_leader = leader;
+  o.capabilities = std::move(caps);
+  o.heartbeat = 100ms;
+  o.peer_timeout = 1s;
+  o.load_every = 100ms;
+  return o;
+}
+
+troupe::place_options where(nlohmann::json requirements, bool prefer_local = true) {
+  troupe::place_options p;
+  p.requirements = std::move(requirements);
+  p.prefer_local = prefer_local;
+  p.timeout = 5s;
+  return p;
+}
+
+}  // namespace
+
+TEST_CASE("a convention: members join, actors are placed by capabilities, losses are seen",
+          "[convention][processes]") {
+  const std::string leader = "127.0.0.1:" + std::to_string(free_port());
+  auto lead = std::make_unique<engine_process>(1, leader, leader, R"({"zone": "a"})");
+  auto m2 =
+      std::make_unique<engine_process>(2, "127.0.0.1:0", leader, R"({"zone": "b", "gpu": true})",
+                                       std::vector<std::string>{"--module", TEST_CONV_MODULE});
+  auto m3 = std::make_unique<engine_process>(3, "127.0.0.1:0", leader, R"({"zone": "b"})");
+
+  const std::string mod = module_copy("troupe-conv-test-a");
+  troupe::system sys(member_options(9, leader, {{"zone", "test"}}));
+  REQUIRE(sys.load_module(mod));
+  sys.subscribe_convention(sys.spawn<update_collector>());
+
+  // Everyone sees everyone: the leader's view reaches each member.
+  REQUIRE(wait_members(sys, {1, 2, 3, 9}, 10s));
+  CHECK(updates.wait_for(change::joined, 1, 5s));
+  CHECK(updates.wait_for(change::joined, 2, 5s));
+  CHECK(updates.wait_for(change::joined, 3, 5s));
+  {
+    auto ms = sys.members().value();
+    CHECK(ms.front().engine == 9);  // this engine first
+    for (const auto& m : ms) {
+      if (m.engine == 1) CHECK(m.leader);
+      if (m.engine == 2) CHECK(m.capabilities == nlohmann::json{{"zone", "b"}, {"gpu", true}});
+    }
+  }
+
+  // A JSON predicate over capabilities.
+  auto gpu = sys.spawn_placed("conv.locator", {{"tag", "g"}}, where({{"gpu", true}}));
+  REQUIRE(gpu);
+  CHECK(gpu.value().engine() == 2);
+  // The type's own check: only engines with a GPU; this one has none.
+  auto checked = sys.spawn_placed("conv.gpu_locator", nullptr, where(nullptr));
+  REQUIRE(checked);
+  CHECK(checked.value().engine() == 2);
+  // This engine first when it fits.
+  auto local =
+      sys.spawn_placed("conv.locator", nullptr, where({{"zone", {{"$in", {"test", "b"}}}}}));
+  REQUIRE(local);
+  CHECK(local.value().engine() == 9);
+
+  // Engine 3 lacks the module: it is sent, checked by hash, loaded there.
+  auto sent = sys.spawn_placed("conv.locator", {{"tag", "m"}},
+                               where({{"zone", "b"}, {"gpu", {{"$exists", false}}}}));
+  INFO((sent ? std::string() : sent.err().describe()));
+  REQUIRE(sent);
+  CHECK(sent.value().engine() == 3);
+  CHECK(m3->proc.wait_for_output("installed module 'test.conv' from engine 9", 5s));
+  {
+    auto [code, out] = cli({"ask", "--admin", m3->admin, sent.value().to_string(),
+                            R"({"tag": "!"})", "--type", "conv.where"});
+    INFO(out);
+    CHECK(code == 0);
+    CHECK(out.find(R"("engine":3)") != std::string::npos);
+    CHECK(out.find(R"("tag":"m!")") != std::string::npos);
+  }
+
+  // Nothing fits: an error naming each member's refusal.
+  auto none = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "mars"}}));
+  REQUIRE(!none);
+  CHECK(none.err().code() == troupe::errc::not_found);
+  INFO(none.err().text());
+  CHECK(none.err().text().find("no member of the convention fits 'conv.locator'") !=
+        std::string::npos);
+  CHECK(none.err().text().find("engine 2: zone") != std::string::npos);
+  // A bad predicate is named as such.
+  auto bad = sys.spawn_placed("conv.locator", nullptr, where({{"cores", {{"$gte2", 4}}}}));
+  REQUIRE(!bad);
+  CHECK(bad.err().code() == troupe::errc::misuse);
+  CHECK(bad.err().text().find("$gte2") != std::string::npos);
+
+  // Capabilities change at run time, and the convention hears of it.
+  {
+    const std::size_t from = updates.size();
+    auto [code, out] = cli({"capabilities", "--admin", m3->admin, R"({"zone": "b", "ssd": true})"});
+    INFO(out);
+    CHECK(code == 0);
+    CHECK(updates.wait_for(change::capabilities, 3, 5s, from));
+    auto ssd = sys.spawn_placed("conv.locator", nullptr, where({{"ssd", true}}));
+    REQUIRE(ssd);
+    CHECK(ssd.value().engine() == 3);
+  }
+
+  // A fourth member joins under load and gets work at once: spread
+  // placements go to the least loaded member that fits.
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto m4 = std::make_unique<engine_process>(4, "127.0.0.1:0", leader, R"({"zone": "b"})");
+    int on_four = 0, placed = 0;
+    while (on_four < 3 && std::chrono::steady_clock::now() - t0 < 10s) {
+      auto a = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}, false));
+      REQUIRE(a);
+      ++placed;
+      if (a.value().engine() == 4) ++on_four;
+      std::this_thread::sleep_for(10ms);
+    }
+    const auto used_after = std::chrono::steady_clock::now() - t0;
+    INFO(placed << " placed, " << on_four << " on the new member");
+    CHECK(on_four == 3);
+    CHECK(used_after < 5s);
+    CHECK(wait_members(sys, {1, 2, 3, 4, 9}, 5s));
+    // A member that stops cleanly has left, not been lost.
+    const std::size_t from = updates.size();
+    m4->proc.signal(SIGTERM);
+    CHECK(updates.wait_for(change::left, 4, 5s, from));
+    m4->proc.wait_exit(10s);
+  }
+
+  // A member that hangs is lost within the peer timeout (1 s), and joins
+  // again when it goes on.
+  {
+    const std::size_t from = updates.size();
+    const auto t0 = std::chrono::steady_clock::now();
+    m3->proc.signal(SIGSTOP);
+    REQUIRE(updates.wait_for(change::lost, 3, 5s, from));
+    const auto detected = std::chrono::steady_clock::now() - t0;
+    CHECK(detected < 3s);
+    m3->proc.signal(SIGCONT);
+    CHECK(updates.wait_for(change::joined, 3, 10s, from));
+  }
+
+  // A member killed outright is lost at once; the others go on.
+  {
+    const std::size_t from = updates.size();
+    m2->proc.signal(SIGKILL);
+    CHECK(updates.wait_for(change::lost, 2, 5s, from));
+    m2->proc.wait_exit(10s);
+    REQUIRE(wait_members(sys, {1, 3, 9}, 10s));
+    auto gone = sys.spawn_placed("conv.locator", nullptr, where({{"gpu", true}}));
+    CHECK(!gone);
+  }
+
+  // The leader's loss does not stop the members: they still place and
+  // route among themselves, and register again when it returns.
+  {
+    const std::size_t from = updates.size();
+    lead->proc.signal(SIGKILL);
+    CHECK(updates.wait_for(change::lost, 1, 5s, from));
+    lead->proc.wait_exit(10s);
+    auto without = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}));
+    REQUIRE(without);
+    CHECK(without.value().engine() == 3);
+    lead = std::make_unique<engine_process>(1, leader, leader, R"({"zone": "a"})");
+    CHECK(updates.wait_for(change::joined, 1, 10s, from));
+    REQUIRE(wait_members(sys, {1, 3, 9}, 10s));
+    auto [code, out] = cli({"members", "--admin", lead->admin});
+    INFO(out);
+    CHECK(code == 0);
+    CHECK(out.find("engine 3") != std::string::npos);
+    CHECK(out.find("engine 9") != std::string::npos);
+  }
+  CHECK(sys.unload_module("test.conv", true));  // modules are per process; the next test loads it
+}
+
+TEST_CASE("a module changed since it was loaded is refused by the member it is sent to",
+          "[convention][processes]") {
+  const std::string leader = "127.0.0.1:" + std::to_string(free_port());
+  engine_process lead(1, leader, leader, R"({"zone": "a"})");
+  engine_process m3(3, "127.0.0.1:0", leader, R"({"zone": "b"})");
+
+  const std::string mod = module_copy("troupe-conv-test-b");
+  troupe::system sys(member_options(8, leader, {{"zone", "test"}}));
+  REQUIRE(sys.load_module(mod));
+  REQUIRE(wait_members(sys, {1, 3, 8}, 10s));
+  {
+    std::ofstream tamper(mod, std::ios::binary | std::ios::app);
+    tamper << "not what was loaded";
+  }
+  auto r = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}));
+  REQUIRE(!r);
+  INFO(r.err().text());
+  CHECK(r.err().text().find("module 'test.conv' needed for 'conv.locator' could not be installed "
+                            "on engine 3") != std::string::npos);
+  CHECK(r.err().text().find("refused: its bytes hash to") != std::string::npos);
+  CHECK(m3.proc.wait_for_output("refused module 'test.conv' from engine 8", 5s));
+  // The member goes on: a type it has is still placed there.
+  auto members = sys.members();
+  REQUIRE(members);
+  CHECK(members.value().size() == 3);
+  // And a type nobody can provide is named.
+  auto unknown = sys.spawn_placed("no.such.type", nullptr, where({{"zone", "b"}}));
+  REQUIRE(!unknown);
+  CHECK(unknown.err().text().find("no module loaded on engine 8 provides it") != std::string::npos);
+}
