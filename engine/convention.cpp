@@ -17,6 +17,7 @@
 #include "off_shard.hpp"
 #include "shard.hpp"
 #include "system_impl.hpp"
+#include "troupe/convention_supervisor.hpp"
 #include "troupe/requirements.hpp"
 
 namespace troupe {
@@ -55,27 +56,36 @@ class placer : public actor<placer, place_request> {
   task<result<address>> on(const place_request& r) {
     const place_request req = r;  // the message ends with this handler; keep a copy
     std::string tried;
+    errc last = errc::peer_lost;
     for (const candidate& c : candidates_) {
       result<address> a = co_await spawn_type_on(c.engine, req.type, req.args, req.options.spawn,
                                                  req.options.timeout);
       if (!a && a.err().code() == errc::not_found && c.engine != home_) {
         // That engine lacks the type: send it the module that has it here.
         result<done> sent = co_await send_module(c, req.type, req.options.timeout);
-        if (!sent) {
-          stop();
-          co_return sent.err();
+        if (sent) {
+          a = co_await spawn_type_on(c.engine, req.type, req.args, req.options.spawn,
+                                     req.options.timeout);
+        } else {
+          a = sent.err();
         }
-        a = co_await spawn_type_on(c.engine, req.type, req.args, req.options.spawn,
-                                   req.options.timeout);
       }
-      if (a || a.err().code() != errc::peer_lost) {
+      if (a || (a.err().code() != errc::peer_lost && a.err().code() != errc::not_found &&
+                a.err().code() != errc::misuse)) {
+        stop();
+        co_return a;  // placed, or it failed for a reason another member would share
+      }
+      // That member cannot take it (gone, lacks the type, refused the
+      // module): the next one may.
+      if (candidates_.size() == 1) {
         stop();
         co_return a;
       }
+      last = a.err().code();
       tried += (tried.empty() ? "" : "; ") + a.err().describe();
     }
     stop();
-    co_return error(errc::peer_lost, "no member that fits could take '" + req.type + "': " + tried);
+    co_return error(last, "no member that fits could take '" + req.type + "': " + tried);
   }
 
  private:
@@ -182,7 +192,7 @@ class installer : public actor<installer, module_offer> {
 class convention_agent
     : public actor<convention_agent, link_changed, conv_hello, conv_view, conv_caps, conv_load,
                    module_offer, place_request, members_query, convention_subscription,
-                   capabilities_update, terminated, load_tick> {
+                   capabilities_update, terminated, load_tick, convention_join> {
  public:
   explicit convention_agent(convention_options o) : opts_(std::move(o)) {}
 
@@ -195,8 +205,16 @@ class convention_agent
     me_.info.shards = static_cast<std::uint32_t>(sys_->shard_count());
     me_.agent = self();
     if (opts_.is_leader) leader_ = me_.info.engine;
-    if (link_table* links = this_shard->links()) links->set_agent(self());
     wakeup_after(opts_.load_every, load_tick{});
+    if (opts_.join_at_start) on(convention_join{});
+  }
+
+  void on(const convention_join&) {
+    if (joined_) return;
+    joined_ = true;
+    // From here the links tell this agent of every engine linked, and it
+    // introduces itself to each.
+    if (link_table* links = this_shard->links()) links->set_agent(self());
     spdlog::info("engine {}: {} the convention at {}", me_.info.engine,
                  opts_.is_leader ? "leading" : "joining", opts_.leader);
   }
@@ -240,6 +258,9 @@ class convention_agent
     p.linked = true;  // it came over a link
     p.lost_here = false;
     if (r.info.leader) leader_ = r.info.engine;
+    // An engine that introduces itself before this one did (its own hello
+    // may have come before this engine joined) hears who this one is.
+    if (!p.known && joined_) send_hello(r.info.engine);
     learn(p, r);
     if (opts_.is_leader) {
       ++epoch_;
@@ -528,6 +549,7 @@ class convention_agent
   std::vector<address> subscribers_;
   std::set<std::string> dialed_;
   std::uint64_t placed_here_ = 0;
+  bool joined_ = false;
 };
 
 }  // namespace
@@ -545,3 +567,46 @@ address start_convention_agent(system_impl& sys, convention_options o) {
 }
 
 }  // namespace troupe::internal
+
+namespace troupe {
+
+convention_supervisor::convention_supervisor(std::vector<placed_child> specs, duration retry_every)
+    : specs_(std::move(specs)), children_(specs_.size()), retry_every_(retry_every) {}
+
+void convention_supervisor::on_start() {
+  for (std::size_t i = 0; i < specs_.size(); ++i) tell(self(), internal::place_child{i});
+}
+
+task<void> convention_supervisor::on(const internal::place_child& m) {
+  const std::size_t i = m.index;
+  if (i >= specs_.size() || !children_[i].is_null()) co_return;
+  const placed_child spec = specs_[i];  // the message ends with this handler; keep a copy
+  result<address> a = co_await spawn_placed(spec.type, spec.args, spec.where);
+  if (!a) {
+    spdlog::warn("engine {}: placing child {} ('{}') failed: {}; trying again in {} ms",
+                 self().engine(), i, spec.type, a.err().describe(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(retry_every_).count());
+    wakeup_after(retry_every_, internal::place_child{i});
+    co_return;
+  }
+  ++placements_;
+  children_[i] = a.value();
+  watch(children_[i]);
+}
+
+void convention_supervisor::on(const terminated& t) {
+  for (std::size_t i = 0; i < children_.size(); ++i) {
+    if (children_[i] != t.who) continue;
+    spdlog::info("engine {}: child {} ('{}') at {} ended ({}); placing it again", self().engine(),
+                 i, specs_[i].type, t.who.to_string(), t.reason);
+    children_[i] = address{};
+    tell(self(), internal::place_child{i});
+  }
+}
+
+placed_children convention_supervisor::on(const placed_children_query&) const {
+  const std::uint64_t first = specs_.size();
+  return {children_, placements_ > first ? placements_ - first : 0};
+}
+
+}  // namespace troupe

@@ -40,6 +40,8 @@ struct convention_options {
   duration load_every = std::chrono::seconds(1);
   /// Where modules received from other members are written before loading.
   std::string module_cache;
+  /// Introduce this engine at once; false: on convention_join.
+  bool join_at_start = true;
 };
 
 /// A member as agents describe it to each other.
@@ -112,6 +114,8 @@ struct convention_subscription {
   address who;
   bool on = true;
 };
+/// Introduce this engine to the convention now (see join_at_start).
+struct convention_join {};
 /// Ask: this engine's capabilities are now these (done).
 struct capabilities_update {
   nlohmann::json capabilities;

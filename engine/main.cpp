@@ -60,6 +60,7 @@ bool read_secret(const std::string& path, std::string& secret) {
 
 int serve(const troupe::serve_config& cfg) {
   troupe::system_options options = troupe::to_system_options(cfg);
+  options.join_convention_at_start = false;  // once the modules are loaded
   if (!cfg.secret_file.empty() && !read_secret(cfg.secret_file, options.secret)) return 2;
   // The stop signals are blocked (since start-up, in main) in every thread,
   // the shards inherit the mask, and sigwait below takes them.
@@ -85,6 +86,7 @@ int serve(const troupe::serve_config& cfg) {
   for (const std::string& m : cfg.modules) {
     if (auto r = sys->load_module(m); !r) spdlog::error("{}", r.err().text());
   }
+  sys->join_convention();  // with its modules: placements may come at once
   for (const troupe::actor_spec& a : cfg.actors) {
     troupe::spawn_options o;
     if (a.shard) o.shard = static_cast<int>(*a.shard);

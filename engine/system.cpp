@@ -109,6 +109,7 @@ void system_impl::set_up_links() {
     co.capabilities = options_.capabilities;
     co.module_cache = options_.module_cache;
     co.load_every = options_.load_every;
+    co.join_at_start = options_.join_convention_at_start;
     if (!co.is_leader && std::find(lo.peers.begin(), lo.peers.end(), co.leader) == lo.peers.end()) {
       lo.peers.push_back(co.leader);  // dialled, and redialled while it is away
     }
@@ -590,6 +591,11 @@ result<std::vector<member>> system::members(duration timeout) {
   const address agent = impl_->convention_agent();
   if (agent.is_null()) return no_convention();
   return ask<std::vector<member>>(agent, internal::members_query{}, timeout);
+}
+
+void system::join_convention() {
+  const address agent = impl_->convention_agent();
+  if (!agent.is_null()) tell(agent, internal::convention_join{});
 }
 
 void system::subscribe_convention(const address& who, bool on) {

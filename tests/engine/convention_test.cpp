@@ -352,3 +352,56 @@ TEST_CASE("a module changed since it was loaded is refused by the member it is s
   REQUIRE(!unknown);
   CHECK(unknown.err().text().find("no module loaded on engine 8 provides it") != std::string::npos);
 }
+
+TEST_CASE("a convention supervisor places its children again on survivors when a member is lost",
+          "[convention][processes]") {
+  const std::string leader = "127.0.0.1:" + std::to_string(free_port());
+  engine_process lead(1, leader, leader, R"({"zone": "a"})",
+                      std::vector<std::string>{"--module", TEST_CONV_MODULE});
+  auto m2 =
+      std::make_unique<engine_process>(2, "127.0.0.1:0", leader, R"({"zone": "b"})",
+                                       std::vector<std::string>{"--module", TEST_CONV_MODULE});
+  engine_process m3(3, "127.0.0.1:0", leader, R"({"zone": "b"})",
+                    std::vector<std::string>{"--module", TEST_CONV_MODULE});
+
+  troupe::system sys(member_options(7, leader, {{"zone", "test"}}));
+  REQUIRE(wait_members(sys, {1, 2, 3, 7}, 10s));
+  std::vector<troupe::placed_child> specs;
+  for (int i = 0; i < 4; ++i) {
+    specs.push_back({"conv.locator", {{"tag", std::to_string(i)}}, where({{"zone", "b"}}, false)});
+  }
+  const troupe::address sup = sys.spawn<troupe::convention_supervisor>(specs);
+
+  auto children_on = [&](auto pred, std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    troupe::placed_children c;
+    while (std::chrono::steady_clock::now() < end) {
+      c = sys.ask<troupe::placed_children>(sup, troupe::placed_children_query{}, 5s).value();
+      bool all = true;
+      for (const auto& a : c.children) all = all && !a.is_null() && pred(a);
+      if (all) return std::make_pair(true, c);
+      std::this_thread::sleep_for(20ms);
+    }
+    return std::make_pair(false, c);
+  };
+  // Spread over the two members that fit.
+  auto [placed, first] = children_on([](const troupe::address&) { return true; }, 10s);
+  REQUIRE(placed);
+  int on_two = 0;
+  for (const auto& a : first.children) {
+    CHECK((a.engine() == 2 || a.engine() == 3));
+    if (a.engine() == 2) ++on_two;
+  }
+  REQUIRE(on_two > 0);
+
+  // Member 2 dies: its children are placed again on member 3, the only
+  // other that fits.
+  const auto t0 = std::chrono::steady_clock::now();
+  m2->proc.signal(SIGKILL);
+  auto [moved, after] = children_on([](const troupe::address& a) { return a.engine() == 3; }, 10s);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(moved);
+  CHECK(after.replacements == static_cast<std::uint64_t>(on_two));
+  CHECK(took < 5s);
+  m2->proc.wait_exit(10s);
+}

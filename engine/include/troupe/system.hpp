@@ -91,6 +91,10 @@ struct system_options {
   std::string module_cache{};
   /// How often members tell each other their load.
   duration load_every = std::chrono::seconds(1);
+  /// Introduce this engine to the convention as it starts; false: at
+  /// join_convention() (after loading modules, so that placements that
+  /// come at once find their types).
+  bool join_convention_at_start = true;
 };
 
 /// An engine: its shards, their threads and their actors.
@@ -168,6 +172,9 @@ class system {
   /// at once one `joined` per member already known; `on = false` stops it.
   /// It ends by itself when `who` ends.
   void subscribe_convention(const address& who, bool on = true);
+  /// Introduces this engine to its convention, when it was started with
+  /// join_convention_at_start = false; nothing otherwise.
+  void join_convention();
   /// This engine's capabilities are now `capabilities` (a JSON object);
   /// the convention hears of it through its leader.
   result<done> update_capabilities(nlohmann::json capabilities);
