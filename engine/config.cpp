@@ -40,8 +40,8 @@ const std::vector<std::string_view> top_keys = {
     "modules",    "actors",       "limits"};
 const std::vector<std::string_view> actor_keys = {"type", "name", "shard", "args"};
 const std::vector<std::string_view> limit_keys = {"max_frame", "mailbox_limit"};
-const std::vector<std::string_view> convention_keys = {"name", "leader", "advertise",
-                                                       "capabilities", "module_cache"};
+const std::vector<std::string_view> convention_keys = {
+    "name", "leader", "advertise", "capabilities", "module_cache", "forward_logs"};
 const std::vector<std::string_view> io_choices = {"auto", "uring", "epoll"};
 const std::vector<std::string_view> log_levels = {"trace", "debug",    "info", "warn",
                                                   "error", "critical", "off"};
@@ -384,6 +384,13 @@ void read_convention(const json& v, convention_config& out, problems& p) {
       out.capabilities = *it;
     }
   }
+  if (auto it = v.find("forward_logs"); it != v.end()) {
+    if (!it->is_boolean()) {
+      p.expected("convention.forward_logs", "true or false", *it);
+    } else {
+      out.forward_logs = it->get<bool>();
+    }
+  }
   if (auto it = v.find("module_cache"); it != v.end()) {
     read_optional_path(*it, "convention.module_cache", out.module_cache, p);
   }
@@ -640,6 +647,7 @@ void apply_overrides(serve_config& config, const serve_overrides& flags) {
   if (flags.convention_name) config.convention.name = *flags.convention_name;
   if (flags.capabilities) config.convention.capabilities = *flags.capabilities;
   if (flags.advertise) config.convention.advertise = *flags.advertise;
+  if (flags.forward_logs) config.convention.forward_logs = *flags.forward_logs;
   if (flags.heartbeat_ms) config.heartbeat_ms = *flags.heartbeat_ms;
   if (flags.peer_timeout_ms) config.peer_timeout_ms = *flags.peer_timeout_ms;
   if (flags.log_level) config.log_level = *flags.log_level;
@@ -672,7 +680,8 @@ nlohmann::ordered_json to_json(const serve_config& c) {
                        {"leader", or_null(c.convention.leader)},
                        {"advertise", or_null(c.convention.advertise)},
                        {"capabilities", ojson(c.convention.capabilities)},
-                       {"module_cache", or_null(c.convention.module_cache)}};
+                       {"module_cache", or_null(c.convention.module_cache)},
+                       {"forward_logs", c.convention.forward_logs}};
   out["heartbeat_ms"] = c.heartbeat_ms;
   out["peer_timeout_ms"] = c.peer_timeout_ms;
   out["log_level"] = c.log_level;
@@ -696,6 +705,7 @@ system_options to_system_options(const serve_config& c) {
   o.advertise = c.convention.advertise;
   o.capabilities = c.convention.capabilities;
   o.module_cache = c.convention.module_cache;
+  o.forward_logs = c.convention.forward_logs;
   o.heartbeat = std::chrono::milliseconds(c.heartbeat_ms);
   o.peer_timeout = std::chrono::milliseconds(c.peer_timeout_ms);
   o.max_frame = c.limits.max_frame;

@@ -57,6 +57,8 @@ struct convention_config {
   nlohmann::json capabilities = nlohmann::json::object();
   /// Where modules other members send are written; empty: a temporary one.
   std::string module_cache{};
+  /// Lines actors log also go to the leader, which logs them with their origin.
+  bool forward_logs = false;
 
   friend bool operator==(const convention_config&, const convention_config&) = default;
 };
@@ -121,6 +123,7 @@ struct serve_overrides {
   std::optional<std::string> convention_name;
   std::optional<nlohmann::json> capabilities;  ///< a JSON object
   std::optional<std::string> advertise;
+  std::optional<bool> forward_logs;
   std::optional<unsigned> heartbeat_ms;
   std::optional<unsigned> peer_timeout_ms;
   std::optional<std::string> log_level;

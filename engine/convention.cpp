@@ -192,7 +192,7 @@ class installer : public actor<installer, module_offer> {
 class convention_agent
     : public actor<convention_agent, link_changed, conv_hello, conv_view, conv_caps, conv_load,
                    module_offer, place_request, members_query, convention_subscription,
-                   capabilities_update, terminated, load_tick, convention_join> {
+                   capabilities_update, terminated, load_tick, convention_join, log_line> {
  public:
   explicit convention_agent(convention_options o) : opts_(std::move(o)) {}
 
@@ -444,6 +444,22 @@ class convention_agent
     forward(spawn<placer>(spawn_options{.shard = static_cast<std::int32_t>(shard_index())},
                           std::move(order), me_.info.engine));
     return error(errc::misuse, "forwarded");  // not a reply: the placer answers
+  }
+
+  void on(const log_line& m) {
+    if (opts_.is_leader) {
+      if (m.engine == me_.info.engine) return;  // logged where it was said
+      static constexpr spdlog::level::level_enum levels[] = {
+          spdlog::level::debug, spdlog::level::info, spdlog::level::warn, spdlog::level::err};
+      spdlog::log(levels[static_cast<int>(m.level) & 3], "engine {} actor {}: {}", m.engine,
+                  m.actor.to_string(), m.text);
+      return;
+    }
+    if (!opts_.forward_logs) return;
+    auto it = peers_.find(leader_);
+    if (it != peers_.end() && it->second.linked && !it->second.rec.agent.is_null()) {
+      tell(it->second.rec.agent, m);  // else it stays in this engine's log only
+    }
   }
 
   void on(const module_offer&) {

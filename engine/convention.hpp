@@ -24,6 +24,11 @@
 #include "troupe/convention.hpp"
 #include "troupe/message.hpp"
 
+namespace troupe {
+void to_json(nlohmann::json& j, const log_line& m);
+void from_json(const nlohmann::json& j, log_line& m);
+}  // namespace troupe
+
 namespace troupe::internal {
 
 class system_impl;
@@ -42,6 +47,8 @@ struct convention_options {
   std::string module_cache;
   /// Introduce this engine at once; false: on convention_join.
   bool join_at_start = true;
+  /// Pass log_line on to the leader.
+  bool forward_logs = false;
 };
 
 /// A member as agents describe it to each other.

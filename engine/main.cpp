@@ -297,6 +297,8 @@ int main(int argc, char** argv) {
   serve_cmd->add_option(
       "--advertise", o.advertise,
       "HOST:PORT the other members dial to reach this engine (default: --listen)");
+  serve_cmd->add_flag("--forward-logs", o.forward_logs,
+                      "lines actors log also go to the convention's leader");
   serve_cmd->add_option("--heartbeat", o.heartbeat_ms,
                         "ms of quiet before a link sends a heartbeat");
   serve_cmd->add_option("--peer-timeout", o.peer_timeout_ms,

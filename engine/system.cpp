@@ -110,6 +110,7 @@ void system_impl::set_up_links() {
     co.module_cache = options_.module_cache;
     co.load_every = options_.load_every;
     co.join_at_start = options_.join_convention_at_start;
+    co.forward_logs = options_.forward_logs;
     if (!co.is_leader && std::find(lo.peers.begin(), lo.peers.end(), co.leader) == lo.peers.end()) {
       lo.peers.push_back(co.leader);  // dialled, and redialled while it is away
     }
@@ -554,6 +555,16 @@ address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory*
 
 void outside_send(system_impl& sys, envelope* e) { sys.outside_send(e); }
 address convention_agent_of(shard& s) { return s.owner().convention_agent(); }
+
+void actor_log(shard& s, const address& who, log_level level, std::string text) {
+  static constexpr spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info,
+                                                         spdlog::level::warn, spdlog::level::err};
+  spdlog::log(levels[static_cast<int>(level) & 3], "actor {}: {}", who.to_string(), text);
+  const address agent = s.owner().convention_agent();
+  if (!agent.is_null() && s.owner().forwards_logs()) {
+    s.send(make_envelope(log_line{who.engine(), who, level, std::move(text)}, who, agent));
+  }
+}
 envelope* outside_ask(system_impl& sys, envelope* request, duration timeout) {
   return sys.outside_ask(request, timeout);
 }

@@ -184,6 +184,7 @@ class system_impl {
   std::uint16_t listen_port() const noexcept { return listen_port_; }
   /// The convention's agent on shard 0; null when in no convention.
   const address& convention_agent() const noexcept { return agent_; }
+  bool forwards_logs() const noexcept { return options_.forward_logs; }
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
   /// Chooses the shard for a new actor.

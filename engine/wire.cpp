@@ -100,6 +100,7 @@ void ensure_builtins() {
     register_message<conv_caps>("troupe.conv.caps");
     register_message<conv_load>("troupe.conv.load");
     register_message<module_offer>("troupe.conv.module");
+    register_message<log_line>("troupe.conv.log");
     return true;
   }();
   (void)once;

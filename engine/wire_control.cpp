@@ -148,3 +148,19 @@ void from_json(const nlohmann::json& j, module_offer& m) {
 }
 
 }  // namespace troupe::internal
+
+namespace troupe {
+
+void to_json(nlohmann::json& j, const log_line& m) {
+  j = {{"engine", m.engine},
+       {"actor", internal::address_json(m.actor)},
+       {"level", static_cast<int>(m.level)},
+       {"text", m.text}};
+}
+void from_json(const nlohmann::json& j, log_line& m) {
+  m.engine = j.at("engine").get<std::uint32_t>();
+  m.actor = internal::json_address(j.at("actor"));
+  m.level = static_cast<log_level>(j.at("level").get<int>() & 3);
+  m.text = j.at("text").get<std::string>();
+}
+}  // namespace troupe

@@ -195,7 +195,7 @@ TEST_CASE("to_json prints every key in the file's order and reads back equal", "
   CHECK(troupe::to_json(serve_config{}).dump() ==
         R"({"shards":0,"io":"auto","engine_id":1,"listen":null,"peers":[],"secret_file":null,)"
         R"("convention":{"name":"troupe","leader":null,"advertise":null,"capabilities":{},)"
-        R"("module_cache":null},"heartbeat_ms":500,"peer_timeout_ms":3000,"log_level":"info",)"
+        R"("module_cache":null,"forward_logs":false},"heartbeat_ms":500,"peer_timeout_ms":3000,"log_level":"info",)"
         R"("admin":"127.0.0.1:7700","admin_token_file":null,"modules":[],"actors":[],)"
         R"("limits":{"max_frame":16777216,"mailbox_limit":0}})");
   // An actor prints only what it was given.
@@ -246,7 +246,7 @@ TEST_CASE("a value of the wrong type names its key and what was expected", "[con
       {R"({"listen": "0.0.0.0:7001", "convention": {"leader": "127.0.0.1:7000"}})",
        R"(convention.advertise: needed when listen is "0.0.0.0:7001": the address the other members dial to reach this engine)"},
       {R"({"convention": {"lead": "127.0.0.1:7000"}})",
-       R"(convention: unknown key 'lead', did you mean 'leader'? (known keys: name, leader, advertise, capabilities, module_cache))"},
+       R"(convention: unknown key 'lead', did you mean 'leader'? (known keys: name, leader, advertise, capabilities, module_cache, forward_logs))"},
       {R"({"heartbeat_ms": "500ms"})",
        R"(heartbeat_ms: expected an integer between 10 and 600000, got "500ms")"},
       {R"({"peer_timeout_ms": null})",

@@ -405,3 +405,30 @@ TEST_CASE("a convention supervisor places its children again on survivors when a
   CHECK(took < 5s);
   m2->proc.wait_exit(10s);
 }
+
+namespace {
+struct say_this {
+  std::string text;
+};
+struct chatty : troupe::actor<chatty, say_this> {
+  void on(const say_this& m) { write_log(troupe::log_level::warn, m.text); }
+};
+}  // namespace
+
+TEST_CASE("a member forwards the lines its actors log to the leader, with their origin",
+          "[convention][processes]") {
+  const std::string leader = "127.0.0.1:" + std::to_string(free_port());
+  engine_process lead(1, leader, leader, R"({"zone": "a"})");
+  troupe::system_options o = member_options(6, leader, {{"zone", "test"}});
+  o.forward_logs = true;
+  troupe::system sys(o);
+  REQUIRE(wait_members(sys, {1, 6}, 10s));
+  const troupe::address a = sys.spawn<chatty>();
+  // The leader may have just sent its view: the link is up, and the line goes.
+  for (int i = 0; i < 100 && !lead.proc.wait_for_output("disk 7 is failing", 50ms); ++i) {
+    sys.tell(a, say_this{"disk 7 is failing"});
+  }
+  const std::string out = lead.proc.output();
+  INFO(out);
+  CHECK(out.find("engine 6 actor " + a.to_string() + ": disk 7 is failing") != std::string::npos);
+}

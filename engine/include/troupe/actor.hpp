@@ -300,6 +300,13 @@ class actor_base {
   /// thrown, so it costs far less than one.
   void fail_with(std::string reason) { internal::request_failure(*this, std::move(reason)); }
 
+  /// Logs `text` as this actor's (with its address); with
+  /// system_options::forward_logs the convention's leader logs it too,
+  /// with this engine's id.
+  void write_log(log_level level, std::string text) {
+    internal::actor_log(*home_shard(), self(), level, std::move(text));
+  }
+
   /// Passes the message being handled on to `to`, once this handler
   /// returns, with its original sender: an ask is answered by `to`, and
   /// what this handler returns is not a reply. Routers and pools use it.

@@ -67,6 +67,15 @@ struct place_options {
   duration timeout = std::chrono::seconds(10);
 };
 
+/// A line an actor logged, on its way to the convention's leader (with
+/// system_options::forward_logs): the leader logs it with its origin.
+struct log_line {
+  std::uint32_t engine = 0;
+  address actor;
+  log_level level = log_level::info;
+  std::string text;
+};
+
 namespace internal {
 /// Ask, to this engine's convention agent: place a new actor of a
 /// registered type over the convention (system::spawn_placed).

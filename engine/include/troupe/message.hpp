@@ -52,4 +52,7 @@ using timer_id = std::uint64_t;
 
 using duration = std::chrono::nanoseconds;
 
+/// How much a line an actor logs (actor_base::write_log) matters.
+enum class log_level : std::uint8_t { debug, info, warn, error };
+
 }  // namespace troupe

@@ -95,6 +95,9 @@ struct system_options {
   /// join_convention() (after loading modules, so that placements that
   /// come at once find their types).
   bool join_convention_at_start = true;
+  /// Lines actors log (actor_base::write_log) also go to the convention's
+  /// leader, which logs them with their engine and actor.
+  bool forward_logs = false;
 };
 
 /// An engine: its shards, their threads and their actors.

@@ -100,6 +100,7 @@ void request_failure(actor_base& a, std::string reason);
 bool failing(const actor_base& a) noexcept;
 /// forward(): the current message goes on to `to` once the handler ends.
 void forward_current(actor_base& a, const address& to);
+void actor_log(shard& s, const address& who, log_level level, std::string text);
 /// `watcher` gets a terminated notice when `target` ends.
 void watch(shard& s, const address& watcher, const address& target);
 std::size_t shard_count(const shard& s) noexcept;
