@@ -6,6 +6,8 @@
 
 #include "config.hpp"
 
+#include "etcd_client.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -41,7 +43,7 @@ const std::vector<std::string_view> top_keys = {
 const std::vector<std::string_view> actor_keys = {"type", "name", "shard", "args"};
 const std::vector<std::string_view> limit_keys = {"max_frame", "mailbox_limit"};
 const std::vector<std::string_view> convention_keys = {
-    "name", "leader", "advertise", "capabilities", "module_cache", "forward_logs"};
+    "name", "leader", "advertise", "capabilities", "module_cache", "forward_logs", "membership"};
 const std::vector<std::string_view> io_choices = {"auto", "uring", "epoll"};
 const std::vector<std::string_view> log_levels = {"trace", "debug",    "info", "warn",
                                                   "error", "critical", "off"};
@@ -384,6 +386,15 @@ void read_convention(const json& v, convention_config& out, problems& p) {
       out.capabilities = *it;
     }
   }
+  if (auto it = v.find("membership"); it != v.end()) {
+    if (it->is_null()) {
+      out.membership.clear();
+    } else if (!it->is_string() || !internal::parse_etcd_url(it->get<std::string>())) {
+      p.expected("convention.membership", "\"etcd://host:port[,host:port...]\"", *it);
+    } else {
+      out.membership = it->get<std::string>();
+    }
+  }
   if (auto it = v.find("forward_logs"); it != v.end()) {
     if (!it->is_boolean()) {
       p.expected("convention.forward_logs", "true or false", *it);
@@ -421,7 +432,12 @@ void check_across(const serve_config& c, problems& p) {
             in_quotes(c.admin) + " takes the port of listen (" + in_quotes(c.listen) + ")");
     }
   }
-  if (!c.convention.leader.empty()) {
+  if (!c.convention.leader.empty() && !c.convention.membership.empty()) {
+    p.add("convention.membership",
+          "a convention has a leader or keeps its membership in etcd, "
+          "not both");
+  }
+  if (!c.convention.leader.empty() || !c.convention.membership.empty()) {
     if (c.listen.empty()) {
       p.add("convention.leader", "a member of a convention listens for its peers: set listen");
     } else if (c.convention.advertise.empty()) {
@@ -648,6 +664,7 @@ void apply_overrides(serve_config& config, const serve_overrides& flags) {
   if (flags.capabilities) config.convention.capabilities = *flags.capabilities;
   if (flags.advertise) config.convention.advertise = *flags.advertise;
   if (flags.forward_logs) config.convention.forward_logs = *flags.forward_logs;
+  if (flags.membership) config.convention.membership = *flags.membership;
   if (flags.heartbeat_ms) config.heartbeat_ms = *flags.heartbeat_ms;
   if (flags.peer_timeout_ms) config.peer_timeout_ms = *flags.peer_timeout_ms;
   if (flags.log_level) config.log_level = *flags.log_level;
@@ -681,7 +698,8 @@ nlohmann::ordered_json to_json(const serve_config& c) {
                        {"advertise", or_null(c.convention.advertise)},
                        {"capabilities", ojson(c.convention.capabilities)},
                        {"module_cache", or_null(c.convention.module_cache)},
-                       {"forward_logs", c.convention.forward_logs}};
+                       {"forward_logs", c.convention.forward_logs},
+                       {"membership", or_null(c.convention.membership)}};
   out["heartbeat_ms"] = c.heartbeat_ms;
   out["peer_timeout_ms"] = c.peer_timeout_ms;
   out["log_level"] = c.log_level;
@@ -706,6 +724,7 @@ system_options to_system_options(const serve_config& c) {
   o.capabilities = c.convention.capabilities;
   o.module_cache = c.convention.module_cache;
   o.forward_logs = c.convention.forward_logs;
+  o.membership = c.convention.membership;
   o.heartbeat = std::chrono::milliseconds(c.heartbeat_ms);
   o.peer_timeout = std::chrono::milliseconds(c.peer_timeout_ms);
   o.max_frame = c.limits.max_frame;

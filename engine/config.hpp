@@ -59,6 +59,8 @@ struct convention_config {
   std::string module_cache{};
   /// Lines actors log also go to the leader, which logs them with their origin.
   bool forward_logs = false;
+  /// "etcd://HOST:PORT[,...]": membership kept in etcd, not by a leader.
+  std::string membership{};
 
   friend bool operator==(const convention_config&, const convention_config&) = default;
 };
@@ -124,6 +126,7 @@ struct serve_overrides {
   std::optional<nlohmann::json> capabilities;  ///< a JSON object
   std::optional<std::string> advertise;
   std::optional<bool> forward_logs;
+  std::optional<std::string> membership;
   std::optional<unsigned> heartbeat_ms;
   std::optional<unsigned> peer_timeout_ms;
   std::optional<std::string> log_level;

@@ -215,8 +215,12 @@ class convention_agent
     // From here the links tell this agent of every engine linked, and it
     // introduces itself to each.
     if (link_table* links = this_shard->links()) links->set_agent(self());
-    spdlog::info("engine {}: {} the convention at {}", me_.info.engine,
-                 opts_.is_leader ? "leading" : "joining", opts_.leader);
+    if (opts_.in_etcd) {
+      spdlog::info("engine {}: joining the convention kept in etcd", me_.info.engine);
+    } else {
+      spdlog::info("engine {}: {} the convention at {}", me_.info.engine,
+                   opts_.is_leader ? "leading" : "joining", opts_.leader);
+    }
   }
 
   // --- links ---
@@ -369,6 +373,7 @@ class convention_agent
                    "capabilities must be a JSON object, got " + m.capabilities.dump());
     }
     me_.info.capabilities = m.capabilities;
+    if (opts_.in_etcd) sys_->publish_member(me_);
     if (opts_.is_leader) {
       ++epoch_;
       broadcast_view();

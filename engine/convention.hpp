@@ -49,6 +49,8 @@ struct convention_options {
   bool join_at_start = true;
   /// Pass log_line on to the leader.
   bool forward_logs = false;
+  /// Membership is kept in etcd (etcd_membership), not by a leader.
+  bool in_etcd = false;
 };
 
 /// A member as agents describe it to each other.

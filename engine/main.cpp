@@ -297,6 +297,9 @@ int main(int argc, char** argv) {
   serve_cmd->add_option(
       "--advertise", o.advertise,
       "HOST:PORT the other members dial to reach this engine (default: --listen)");
+  serve_cmd->add_option("--membership", o.membership,
+                        "etcd://HOST:PORT[,HOST:PORT...]: keep the convention's membership in "
+                        "etcd (leases, a watch) instead of by a leader");
   serve_cmd->add_flag("--forward-logs", o.forward_logs,
                       "lines actors log also go to the convention's leader");
   serve_cmd->add_option("--heartbeat", o.heartbeat_ms,

@@ -10,6 +10,7 @@
 
 #include "actor_access.hpp"
 #include "convention.hpp"
+#include "etcd_membership.hpp"
 #include "system_impl.hpp"
 
 namespace troupe::internal {
@@ -64,13 +65,25 @@ system_impl::system_impl(system_options options) : options_(options) {
     convention_->advertise = options_.advertise.empty()
                                  ? listen_host_ + ":" + std::to_string(listen_port_)
                                  : options_.advertise;
+    member_record me;
+    me.info.engine = options_.engine_id;
+    me.info.link_address = convention_->advertise;
+    me.info.capabilities = convention_->capabilities;
+    me.info.shards = static_cast<std::uint32_t>(shards_.size());
+    const bool in_etcd = convention_->in_etcd;
     agent_ = start_convention_agent(*this, std::move(*convention_));
     convention_.reset();
+    if (in_etcd) {
+      me.agent = agent_;
+      membership_ = std::make_unique<etcd_membership>(*this, etcd_endpoints_, options_.convention,
+                                                      std::move(me), options_.peer_timeout);
+    }
   }
 }
 
 void system_impl::set_up_links() {
-  if (options_.listen.empty() && options_.peers.empty() && options_.convention_leader.empty())
+  if (options_.listen.empty() && options_.peers.empty() && options_.convention_leader.empty() &&
+      options_.membership.empty())
     return;
   if (options_.inline_mode) {
     throw std::invalid_argument("links to other engines need shard threads, not inline mode");
@@ -84,10 +97,20 @@ void system_impl::set_up_links() {
   }
   link_options lo;
   lo.peers = options_.peers;
-  if (!options_.convention_leader.empty()) {
+  if (!options_.membership.empty()) {
+    if (!options_.convention_leader.empty()) {
+      throw std::invalid_argument(
+          "a convention has a leader or keeps its membership in etcd, not both");
+    }
+    auto endpoints = parse_etcd_url(options_.membership);
+    if (!endpoints) throw std::invalid_argument(endpoints.err().text());
+    etcd_endpoints_ = std::move(endpoints.value());
+  }
+  if (!options_.convention_leader.empty() || !options_.membership.empty()) {
     std::string leader_host, listen_host;
     std::uint16_t leader_port = 0, listen_port = 0;
-    if (!parse_peer(options_.convention_leader, leader_host, leader_port) || leader_port == 0) {
+    if (options_.membership.empty() &&
+        (!parse_peer(options_.convention_leader, leader_host, leader_port) || leader_port == 0)) {
       throw std::invalid_argument("convention leader '" + options_.convention_leader +
                                   "' is not host:port");
     }
@@ -105,13 +128,15 @@ void system_impl::set_up_links() {
     }
     convention_options co;
     co.leader = options_.convention_leader;
-    co.is_leader = leader_host == listen_host && leader_port == listen_port;
+    co.in_etcd = !options_.membership.empty();
+    co.is_leader = !co.in_etcd && leader_host == listen_host && leader_port == listen_port;
     co.capabilities = options_.capabilities;
     co.module_cache = options_.module_cache;
     co.load_every = options_.load_every;
     co.join_at_start = options_.join_convention_at_start;
     co.forward_logs = options_.forward_logs;
-    if (!co.is_leader && std::find(lo.peers.begin(), lo.peers.end(), co.leader) == lo.peers.end()) {
+    if (!co.is_leader && !co.in_etcd &&
+        std::find(lo.peers.begin(), lo.peers.end(), co.leader) == lo.peers.end()) {
       lo.peers.push_back(co.leader);  // dialled, and redialled while it is away
     }
     listen_host_ = listen_host;
@@ -444,6 +469,7 @@ void system_impl::wait_quiet() {
 void system_impl::stop() {
   std::lock_guard g(stop_lock_);
   if (stopped()) return;
+  membership_.reset();  // its record leaves etcd first: the others see it go
   const shutdown_phase steps[] = {shutdown_phase::exit_requests, shutdown_phase::cancel_waits,
                                   shutdown_phase::closed};
   if (options_.inline_mode) {
@@ -555,6 +581,10 @@ address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory*
 
 void outside_send(system_impl& sys, envelope* e) { sys.outside_send(e); }
 address convention_agent_of(shard& s) { return s.owner().convention_agent(); }
+
+void system_impl::publish_member(const member_record& me) {
+  if (membership_) membership_->update(me);
+}
 
 void actor_log(shard& s, const address& who, log_level level, std::string text) {
   static constexpr spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info,

@@ -154,6 +154,8 @@ bool read_whole_file(const std::string& path, std::string& out);
 /// SHA-256 of `bytes`, in lower-case hex.
 std::string sha256_hex(std::string_view bytes);
 
+class etcd_membership;
+
 class system_impl {
  public:
   explicit system_impl(system_options options);
@@ -185,6 +187,8 @@ class system_impl {
   /// The convention's agent on shard 0; null when in no convention.
   const address& convention_agent() const noexcept { return agent_; }
   bool forwards_logs() const noexcept { return options_.forward_logs; }
+  /// This engine's record changed: etcd hears of it (when membership is there).
+  void publish_member(const member_record& me);
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
   /// Chooses the shard for a new actor.
@@ -234,6 +238,8 @@ class system_impl {
   std::string listen_host_;
   std::optional<convention_options> convention_;  ///< until its agent starts
   address agent_;
+  std::vector<std::string> etcd_endpoints_;
+  std::unique_ptr<etcd_membership> membership_;  ///< when kept in etcd
 };
 
 }  // namespace troupe::internal

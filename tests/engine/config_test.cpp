@@ -192,12 +192,13 @@ TEST_CASE("to_json prints every key in the file's order and reads back equal", "
     // Through text, as `troupe serve --print-config > engine.json` would.
     CHECK(parsed(printed.dump(2)) == c);
   }
-  CHECK(troupe::to_json(serve_config{}).dump() ==
-        R"({"shards":0,"io":"auto","engine_id":1,"listen":null,"peers":[],"secret_file":null,)"
-        R"("convention":{"name":"troupe","leader":null,"advertise":null,"capabilities":{},)"
-        R"("module_cache":null,"forward_logs":false},"heartbeat_ms":500,"peer_timeout_ms":3000,"log_level":"info",)"
-        R"("admin":"127.0.0.1:7700","admin_token_file":null,"modules":[],"actors":[],)"
-        R"("limits":{"max_frame":16777216,"mailbox_limit":0}})");
+  CHECK(
+      troupe::to_json(serve_config{}).dump() ==
+      R"({"shards":0,"io":"auto","engine_id":1,"listen":null,"peers":[],"secret_file":null,)"
+      R"("convention":{"name":"troupe","leader":null,"advertise":null,"capabilities":{},)"
+      R"("module_cache":null,"forward_logs":false,"membership":null},"heartbeat_ms":500,"peer_timeout_ms":3000,"log_level":"info",)"
+      R"("admin":"127.0.0.1:7700","admin_token_file":null,"modules":[],"actors":[],)"
+      R"("limits":{"max_frame":16777216,"mailbox_limit":0}})");
   // An actor prints only what it was given.
   CHECK(troupe::to_json(*full)["actors"].dump() ==
         R"([{"type":"kv.store","name":"kv","shard":1,"args":{"dbs":[0,1],"port":6379}},)"
@@ -246,7 +247,9 @@ TEST_CASE("a value of the wrong type names its key and what was expected", "[con
       {R"({"listen": "0.0.0.0:7001", "convention": {"leader": "127.0.0.1:7000"}})",
        R"(convention.advertise: needed when listen is "0.0.0.0:7001": the address the other members dial to reach this engine)"},
       {R"({"convention": {"lead": "127.0.0.1:7000"}})",
-       R"(convention: unknown key 'lead', did you mean 'leader'? (known keys: name, leader, advertise, capabilities, module_cache, forward_logs))"},
+       R"(convention: unknown key 'lead', did you mean 'leader'? (known keys: name, leader, advertise, capabilities, module_cache, forward_logs, membership))"},
+      {R"({"listen": "127.0.0.1:7001", "convention": {"membership": "http://x:1"}})",
+       R"(convention.membership: expected "etcd://host:port[,host:port...]", got "http://x:1")"},
       {R"({"heartbeat_ms": "500ms"})",
        R"(heartbeat_ms: expected an integer between 10 and 600000, got "500ms")"},
       {R"({"peer_timeout_ms": null})",

@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/etcd.hpp"
 #include "support/process.hpp"
 #include "troupe/troupe.hpp"
 
@@ -50,7 +51,7 @@ struct engine_process {
                  const std::string& capabilities, std::vector<std::string> extra = {})
       : proc(args(id, listen, leader, capabilities, std::move(extra))) {
     REQUIRE(proc.wait_for_output("admin endpoint on http://", 10s));
-    REQUIRE(proc.wait_for_output("the convention at", 10s));
+    REQUIRE(proc.wait_for_output("the convention", 10s));
     std::smatch m;
     const std::string out = proc.output();
     REQUIRE(std::regex_search(out, m, std::regex("admin endpoint on http://([0-9.]+:[0-9]+)")));
@@ -60,10 +61,12 @@ struct engine_process {
   static std::vector<std::string> args(std::uint32_t id, const std::string& listen,
                                        const std::string& leader, const std::string& caps,
                                        std::vector<std::string> extra) {
+    // An etcd URL: membership kept there; else the leader's address.
+    const std::string flag = leader.rfind("etcd://", 0) == 0 ? "--membership" : "--convention";
     std::vector<std::string> a = {
-        TROUPE_BINARY, "serve",       "--shards",     "1",    "--engine-id",    std::to_string(id),
-        "--listen",    listen,        "--convention", leader, "--capabilities", caps,
-        "--admin",     "127.0.0.1:0", "--heartbeat",  "100",  "--peer-timeout", "1000"};
+        TROUPE_BINARY, "serve",       "--shards",    "1",    "--engine-id",    std::to_string(id),
+        "--listen",    listen,        flag,          leader, "--capabilities", caps,
+        "--admin",     "127.0.0.1:0", "--heartbeat", "100",  "--peer-timeout", "1000"};
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
@@ -138,6 +141,17 @@ bool wait_members(troupe::system& sys, const std::vector<std::uint32_t>& want,
   const auto end = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < end) {
     if (member_ids(sys) == want) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+/// Waits (bounded) until this engine's links are up to exactly these engines (and itself).
+bool wait_linked(troupe::system& sys, const std::vector<std::uint32_t>& want,
+                 std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (sys.engines() == want) return true;
     std::this_thread::sleep_for(20ms);
   }
   return false;
@@ -431,4 +445,51 @@ TEST_CASE("a member forwards the lines its actors log to the leader, with their 
   const std::string out = lead.proc.output();
   INFO(out);
   CHECK(out.find("engine 6 actor " + a.to_string() + ": disk 7 is failing") != std::string::npos);
+}
+
+TEST_CASE(
+    "a convention kept in etcd: no leader, members found, placed on, lost, and an etcd "
+    "member's loss survived",
+    "[convention][etcd][processes]") {
+  troupe::test::etcd_cluster etcd(3);
+  const std::string url = etcd.url();
+  engine_process m2(2, "127.0.0.1:0", url, R"({"zone": "b"})",
+                    std::vector<std::string>{"--module", TEST_CONV_MODULE});
+  auto m3 =
+      std::make_unique<engine_process>(3, "127.0.0.1:0", url, R"({"zone": "c"})",
+                                       std::vector<std::string>{"--module", TEST_CONV_MODULE});
+  troupe::system_options o = member_options(9, "", {{"zone", "test"}});
+  o.membership = url;
+  troupe::system sys(o);
+  const std::size_t from = updates.size();
+  sys.subscribe_convention(sys.spawn<update_collector>());
+  REQUIRE(wait_members(sys, {2, 3, 9}, 15s));
+  REQUIRE(wait_linked(sys, {2, 3, 9}, 10s));  // members from etcd; their links a moment later
+  for (const auto& m : sys.members().value()) CHECK(!m.leader);
+
+  auto b = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}));
+  REQUIRE(b);
+  CHECK(b.value().engine() == 2);
+
+  // A member that dies is lost to the others.
+  m3->proc.signal(SIGKILL);
+  CHECK(updates.wait_for(change::lost, 3, 5s, from));
+  REQUIRE(wait_members(sys, {2, 9}, 10s));
+  m3->proc.wait_exit(10s);
+
+  // etcd loses its leader: the convention goes on placing, and a member
+  // still joins through the two etcd members left.
+  const auto etcd_leader = etcd.leader();
+  REQUIRE(etcd_leader);
+  etcd.kill_node(*etcd_leader);
+  auto again = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}));
+  REQUIRE(again);
+  CHECK(again.value().engine() == 2);
+  engine_process m4(4, "127.0.0.1:0", url, R"({"zone": "c"})",
+                    std::vector<std::string>{"--module", TEST_CONV_MODULE});
+  REQUIRE(wait_members(sys, {2, 4, 9}, 20s));
+  REQUIRE(wait_linked(sys, {2, 4, 9}, 10s));
+  auto c = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "c"}}));
+  REQUIRE(c);
+  CHECK(c.value().engine() == 4);
 }

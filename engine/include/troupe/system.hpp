@@ -81,6 +81,9 @@ struct system_options {
   /// leads it when that is its own `listen` address. Needs `listen`.
   /// Empty: no convention.
   std::string convention_leader{};
+  /// "etcd://HOST:PORT[,HOST:PORT...]": membership kept in etcd (leases,
+  /// a watch) instead of by a leader; then convention_leader stays empty.
+  std::string membership{};
   /// What this engine offers placement: a JSON object.
   nlohmann::json capabilities = nlohmann::json::object();
   /// "host:port" other members dial to reach this engine; empty: the

@@ -1,0 +1,174 @@
+// Membership in etcd: see etcd_membership.hpp.
+
+#include "etcd_membership.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "system_impl.hpp"
+
+namespace troupe::internal {
+
+namespace {
+
+std::string encode(const member_record& r) {
+  const std::vector<std::uint8_t> cbor = nlohmann::json::to_cbor(nlohmann::json(r));
+  return std::string(cbor.begin(), cbor.end());
+}
+
+std::optional<member_record> decode(const std::string& bytes) {
+  try {
+    return nlohmann::json::from_cbor(bytes).get<member_record>();
+  } catch (const std::exception&) {
+    return std::nullopt;  // not a record of ours: ignored
+  }
+}
+
+}  // namespace
+
+etcd_membership::etcd_membership(system_impl& sys, std::vector<std::string> endpoints,
+                                 std::string convention, member_record me, duration ttl)
+    : sys_(sys), client_(std::move(endpoints), std::chrono::milliseconds(3000)),
+      prefix_("/troupe/" + convention + "/members/"),
+      key_(prefix_ + std::to_string(me.info.engine)),
+      ttl_(std::max<std::chrono::seconds>(std::chrono::seconds(2),
+                                          std::chrono::ceil<std::chrono::seconds>(ttl))),
+      me_(std::move(me)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+etcd_membership::~etcd_membership() {
+  {
+    std::lock_guard g(lock_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+  watch_.reset();
+  if (lease_ > 0) {
+    (void)client_.remove(key_);  // it left: the others see its record go at once
+    (void)client_.revoke(lease_);
+  }
+}
+
+void etcd_membership::update(const member_record& me) {
+  {
+    std::lock_guard g(lock_);
+    me_ = me;
+    dirty_ = true;
+  }
+  wake_.notify_all();
+}
+
+bool etcd_membership::register_here() {
+  auto lease = client_.grant_lease(ttl_);
+  if (!lease) {
+    spdlog::warn("engine {}: membership in etcd: {}", me_.info.engine, lease.err().describe());
+    return false;
+  }
+  std::string record;
+  {
+    std::lock_guard g(lock_);
+    record = encode(me_);
+    dirty_ = false;
+  }
+  if (auto put = client_.put(key_, record, *lease); !put) {
+    spdlog::warn("engine {}: membership in etcd: {}", me_.info.engine, put.err().describe());
+    return false;
+  }
+  auto all = client_.range_prefix(prefix_);
+  if (!all) {
+    spdlog::warn("engine {}: membership in etcd: {}", me_.info.engine, all.err().describe());
+    return false;
+  }
+  lease_ = *lease;
+  {
+    std::lock_guard g(lock_);
+    table_.clear();
+    for (const etcd_kv& kv : all->kvs) {
+      if (auto r = decode(kv.value)) table_[r->info.engine] = *r;
+    }
+  }
+  post_view({});
+  watch_.reset();
+  watch_ = client_.watch_prefix(
+      prefix_, all->revision + 1, [this](const std::vector<etcd_event>& e) { on_events(e); },
+      [this](const error& e, bool final) {
+        spdlog::warn("engine {}: membership watch: {}{}", me_.info.engine, e.describe(),
+                     final ? " (registering again)" : "");
+        if (final) {
+          std::lock_guard g(lock_);
+          lease_ = -1;  // the loop registers again and reads the table afresh
+          wake_.notify_all();
+        }
+      });
+  spdlog::info("engine {}: registered in etcd as {} (lease {}, ttl {} s)", me_.info.engine, key_,
+               lease_, ttl_.count());
+  return true;
+}
+
+void etcd_membership::run() {
+  std::unique_lock g(lock_);
+  while (!stopping_) {
+    if (lease_ <= 0) {
+      g.unlock();
+      const bool ok = register_here();
+      g.lock();
+      if (!ok) {
+        wake_.wait_for(g, std::chrono::milliseconds(500), [&] { return stopping_; });
+        continue;
+      }
+    }
+    wake_.wait_for(g, ttl_ / 3, [&] { return stopping_ || dirty_ || lease_ <= 0; });
+    if (stopping_ || lease_ <= 0) continue;
+    const std::int64_t lease = lease_;
+    const bool put = dirty_;
+    const std::string record = encode(me_);
+    dirty_ = false;
+    g.unlock();
+    if (put) (void)client_.put(key_, record, lease);
+    auto alive = client_.keep_alive(lease);
+    g.lock();
+    if (!alive && alive.err().code() == errc::not_found) {
+      spdlog::warn("engine {}: its etcd lease expired; registering again", me_.info.engine);
+      lease_ = 0;
+    }
+  }
+}
+
+void etcd_membership::on_events(const std::vector<etcd_event>& events) {
+  std::vector<conv_view::gone_entry> gone;
+  {
+    std::lock_guard g(lock_);
+    for (const etcd_event& e : events) {
+      if (e.type == etcd_event::kind::put) {
+        if (auto r = decode(e.value)) table_[r->info.engine] = *r;
+        continue;
+      }
+      for (auto it = table_.begin(); it != table_.end(); ++it) {
+        if (prefix_ + std::to_string(it->first) == e.key) {
+          gone.push_back(
+              {it->first, false, "its record in etcd is gone (left, or its lease expired)"});
+          table_.erase(it);
+          break;
+        }
+      }
+    }
+  }
+  post_view(std::move(gone));
+}
+
+void etcd_membership::post_view(std::vector<conv_view::gone_entry> gone) {
+  conv_view v;
+  {
+    std::lock_guard g(lock_);
+    for (const auto& [engine, r] : table_) v.members.push_back(r);
+  }
+  v.gone = std::move(gone);
+  const address agent = sys_.convention_agent();
+  if (agent.is_null() || sys_.stopped()) return;
+  sys_.outside_send(make_envelope(std::move(v), address{}, agent));
+}
+
+}  // namespace troupe::internal
