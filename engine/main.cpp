@@ -20,6 +20,7 @@
 #include "admin.hpp"
 #include "config.hpp"
 #include "troupe/troupe.hpp"
+#include "workers.hpp"
 
 namespace {
 
@@ -313,6 +314,13 @@ int main(int argc, char** argv) {
                         "file holding a token every admin request must carry");
   serve_cmd->add_option("--mailbox-limit", o.mailbox_limit,
                         "mailbox bound of the actors spawned at start; 0 = unbounded");
+  unsigned workers = 0;
+  serve_cmd
+      ->add_option("--workers", workers,
+                   "run N engine processes as one convention under a parent that restarts "
+                   "one that crashes; worker i gets --engine-id, --listen port and --admin "
+                   "port + i (needs --listen HOST:PORT, port not 0)")
+      ->check(CLI::Range(1u, 64u));
 
   auto* probe_cmd = app.add_subcommand("probe", "print what the kernel offers for io_uring");
 
@@ -508,5 +516,30 @@ int main(int argc, char** argv) {
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+  if (workers > 0) {
+    // This process only supervises: each worker is `troupe serve` again,
+    // with its own engine id and ports (workers.hpp).
+    auto plan =
+        troupe::plan_workers(cfg, std::vector<std::string>(argv, argv + argc), workers, error);
+    if (!plan) {
+      std::cerr << error << "\n";
+      return 2;
+    }
+    // Files every worker reads: a problem with them is told once, here,
+    // not by workers restarted over and over.
+    std::string unused;
+    if (!cfg.secret_file.empty() && !read_secret(cfg.secret_file, unused)) return 2;
+    if (!cfg.admin_token_file.empty()) {
+      bool ok = false;
+      read_token(cfg.admin_token_file, ok);
+      if (!ok) {
+        spdlog::error("admin token file {}: cannot be read or is empty", cfg.admin_token_file);
+        return 2;
+      }
+    }
+    troupe::worker_supervisor supervisor(std::move(*plan));
+    return supervisor.run();
+  }
+  troupe::setup_worker_process(argv[0]);  // when this engine is one of those workers
   return serve(cfg);
 }
