@@ -30,17 +30,7 @@ namespace {
 
 /// A port that was free a moment ago (for a leader, whose address the
 /// members must know before it starts).
-std::uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+std::uint16_t free_port() { return troupe::test::free_ports(1).front(); }
 
 /// A `troupe serve` engine of the convention, and its admin endpoint.
 struct engine_process {
