@@ -103,8 +103,8 @@ void to_json(nlohmann::json& j, const conv_caps& m);
 void from_json(const nlohmann::json& j, conv_caps& m);
 void to_json(nlohmann::json& j, const conv_load& m);
 void from_json(const nlohmann::json& j, conv_load& m);
-void to_json(nlohmann::json& j, const module_offer& m);
-void from_json(const nlohmann::json& j, module_offer& m);
+/// module_offer crosses by a codec of its own (a header, then the bytes).
+void register_module_offer(const std::string& name);
 
 // Local messages to this engine's agent.
 

@@ -99,7 +99,7 @@ void ensure_builtins() {
     register_message<conv_view>("troupe.conv.view");
     register_message<conv_caps>("troupe.conv.caps");
     register_message<conv_load>("troupe.conv.load");
-    register_message<module_offer>("troupe.conv.module");
+    register_module_offer("troupe.conv.module");
     register_message<log_line>("troupe.conv.log");
     return true;
   }();

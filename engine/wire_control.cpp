@@ -132,19 +132,47 @@ void from_json(const nlohmann::json& j, conv_load& m) {
   m.actors = j.at("actors").get<std::uint64_t>();
   m.shards = j.at("shards").get<std::uint32_t>();
 }
-void to_json(nlohmann::json& j, const module_offer& m) {
-  j = {
-      {"name", m.name},
-      {"file", m.file_name},
-      {"sha256", m.sha256},
-      {"bytes", nlohmann::json::binary(std::vector<std::uint8_t>(m.bytes.begin(), m.bytes.end()))}};
-}
-void from_json(const nlohmann::json& j, module_offer& m) {
-  m.name = j.at("name").get<std::string>();
-  m.file_name = j.at("file").get<std::string>();
-  m.sha256 = j.at("sha256").get<std::string>();
-  const auto& b = j.at("bytes").get_binary();
-  m.bytes.assign(b.begin(), b.end());
+void register_module_offer(const std::string& name) {
+  // A module is megabytes: its bytes cross as they are, after a small CBOR
+  // header (u32 length first), not as a CBOR byte string built and parsed
+  // byte by byte on the links' shard.
+  wire_codec c{name, type_id<module_offer>(), nullptr, nullptr, 0, false};
+  c.kind = wire_codec::form::bytes;
+  c.encode = [](const void* p, std::string& out) {
+    const auto& m = *static_cast<const module_offer*>(p);
+    const std::vector<std::uint8_t> head = nlohmann::json::to_cbor(
+        nlohmann::json{{"name", m.name}, {"file", m.file_name}, {"sha256", m.sha256}});
+    const auto n = static_cast<std::uint32_t>(head.size());
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+    out.append(head.begin(), head.end());
+    out += m.bytes;
+  };
+  c.decode = [](const std::byte* b, std::size_t n, std::string& error) -> envelope* {
+    if (n < 4) {
+      error = "a module offer shorter than its header";
+      return nullptr;
+    }
+    std::uint32_t head = 0;
+    for (int i = 0; i < 4; ++i) head |= std::to_integer<std::uint32_t>(b[i]) << (8 * i);
+    if (head > n - 4) {
+      error = "a module offer's header runs past its end";
+      return nullptr;
+    }
+    try {
+      const auto* u = reinterpret_cast<const std::uint8_t*>(b);
+      const nlohmann::json j = nlohmann::json::from_cbor(u + 4, u + 4 + head);
+      module_offer m;
+      m.name = j.at("name").get<std::string>();
+      m.file_name = j.at("file").get<std::string>();
+      m.sha256 = j.at("sha256").get<std::string>();
+      m.bytes.assign(reinterpret_cast<const char*>(b) + 4 + head, n - 4 - head);
+      return decode_with(std::move(m));
+    } catch (const std::exception& ex) {
+      error = ex.what();
+      return nullptr;
+    }
+  };
+  register_codec(std::move(c));
 }
 
 }  // namespace troupe::internal

@@ -455,7 +455,9 @@ TEST_CASE(
   sys.subscribe_convention(sys.spawn<update_collector>());
   REQUIRE(wait_members(sys, {2, 3, 9}, 15s));
   REQUIRE(wait_linked(sys, {2, 3, 9}, 10s));  // members from etcd; their links a moment later
-  for (const auto& m : sys.members().value()) CHECK(!m.leader);
+  auto table = sys.members();
+  REQUIRE(table);
+  for (const auto& m : *table) CHECK(!m.leader);
 
   auto b = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}));
   REQUIRE(b);
