@@ -106,7 +106,14 @@ class placer : public actor<placer, place_request> {
     offer.name = mod->name;
     offer.file_name = std::filesystem::path(mod->path).filename().string();
     offer.sha256 = mod->sha256;  // as loaded here: a file changed since is refused there
-    if (!read_whole_file(mod->path, offer.bytes)) {
+    auto read = [path = mod->path]() -> std::optional<std::string> {
+      std::string bytes;
+      if (!read_whole_file(path, bytes)) return std::nullopt;
+      return bytes;
+    };
+    std::optional<std::string> bytes = co_await off_shard(std::move(read));  // megabytes
+    if (bytes) offer.bytes = std::move(*bytes);
+    if (!bytes) {
       co_return error(errc::misuse, "module '" + mod->name + "' (" + mod->path +
                                         ") cannot be read to send to engine " +
                                         std::to_string(c.engine));

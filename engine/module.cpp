@@ -60,10 +60,14 @@ int find_segments(dl_phdr_info* info, std::size_t, void* data) {
 }  // namespace
 
 bool read_whole_file(const std::string& path, std::string& out) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) return false;
-  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return !in.bad();
+  const std::streamoff size = in.tellg();
+  if (size < 0) return false;
+  out.resize(static_cast<std::size_t>(size));
+  in.seekg(0);
+  in.read(out.data(), size);  // in one go: a module is megabytes
+  return static_cast<bool>(in) || in.gcount() == size;
 }
 
 std::string sha256_hex(std::string_view bytes) {
