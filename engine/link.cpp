@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 
@@ -72,6 +73,13 @@ std::uint32_t get_u32(const std::byte* p) {
   std::uint32_t v = 0;
   for (int i = 0; i < 4; ++i) v |= std::to_integer<std::uint32_t>(p[i]) << (8 * i);
   return v;
+}
+
+/// Bytes received on `s` and not read yet (0 if it cannot tell).
+int unread_bytes(const net::socket& s) {
+  int n = 0;
+  if (::ioctl(s.fd(), FIONREAD, &n) != 0) return 0;
+  return n;
 }
 
 }  // namespace
@@ -348,6 +356,11 @@ detached link_table::tick_loop() {
     for (auto& l : links_) {
       if (l->closed) continue;
       if (stalled) l->last_heard = std::max(l->last_heard, now - opts_.peer_timeout / 2);
+      if (now - l->last_heard > opts_.peer_timeout && unread_bytes(l->sock) > 0) {
+        // Bytes from the peer wait in the socket: it spoke, this shard was
+        // too busy to read it.
+        l->last_heard = now;
+      }
       if (now - l->last_heard > opts_.peer_timeout) {
         close(l.get(),
               l->up ? "no traffic from the peer for " +
