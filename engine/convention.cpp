@@ -461,10 +461,8 @@ class convention_agent
   void on(const log_line& m) {
     if (opts_.is_leader) {
       if (m.engine == me_.info.engine) return;  // logged where it was said
-      static constexpr spdlog::level::level_enum levels[] = {
-          spdlog::level::debug, spdlog::level::info, spdlog::level::warn, spdlog::level::err};
-      spdlog::log(levels[static_cast<int>(m.level) & 3], "engine {} actor {}: {}", m.engine,
-                  m.actor.to_string(), m.text);
+      spdlog::log(spdlog_level(m.level), "engine {} actor {}: {}", m.engine, m.actor.to_string(),
+                  m.text);
       return;
     }
     if (!opts_.forward_logs) return;

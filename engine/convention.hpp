@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/common.h>
 
 #include "troupe/address.hpp"
 #include "troupe/convention.hpp"
@@ -129,6 +130,9 @@ struct convention_join {};
 struct capabilities_update {
   nlohmann::json capabilities;
 };
+
+/// The logger's level for an actor's log_level.
+spdlog::level::level_enum spdlog_level(log_level l) noexcept;
 
 /// Spawns the agent on shard 0 (after the shards run) and returns it.
 address start_convention_agent(system_impl& sys, convention_options o);

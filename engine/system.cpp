@@ -582,14 +582,18 @@ address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory*
 void outside_send(system_impl& sys, envelope* e) { sys.outside_send(e); }
 address convention_agent_of(shard& s) { return s.owner().convention_agent(); }
 
+spdlog::level::level_enum spdlog_level(log_level l) noexcept {
+  static constexpr spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info,
+                                                         spdlog::level::warn, spdlog::level::err};
+  return levels[static_cast<int>(l) & 3];
+}
+
 void system_impl::publish_member(const member_record& me) {
   if (membership_) membership_->update(me);
 }
 
 void actor_log(shard& s, const address& who, log_level level, std::string text) {
-  static constexpr spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info,
-                                                         spdlog::level::warn, spdlog::level::err};
-  spdlog::log(levels[static_cast<int>(level) & 3], "actor {}: {}", who.to_string(), text);
+  spdlog::log(spdlog_level(level), "actor {}: {}", who.to_string(), text);
   const address agent = s.owner().convention_agent();
   if (!agent.is_null() && s.owner().forwards_logs()) {
     s.send(make_envelope(log_line{who.engine(), who, level, std::move(text)}, who, agent));
