@@ -12,6 +12,7 @@
 //               for the receiving engine itself (a watch, a spawn, a name)
 //   kind 2   := heartbeat (empty body)
 //   kind 3   := goodbye: the reason, as text
+//   kind 4   := ack: u64 messages received on this link so far
 //
 // Many messages share a frame, and many frames a send; a type's name
 // crosses once per link, then its id. Anything that does not parse is an
@@ -31,7 +32,7 @@
 
 namespace troupe::internal::frame {
 
-enum class kind : std::uint8_t { messages = 1, heartbeat = 2, goodbye = 3 };
+enum class kind : std::uint8_t { messages = 1, heartbeat = 2, goodbye = 3, ack = 4 };
 constexpr std::size_t header_bytes = 5;
 constexpr std::size_t default_max_frame = 16u << 20;
 /// The writer closes a messages frame past this size: the reader decodes a
@@ -46,6 +47,8 @@ class writer {
   bool add(const envelope& e);
   void heartbeat();
   void goodbye(std::string_view reason);
+  /// Confirms that `received` messages of the peer's have arrived here.
+  void ack(std::uint64_t received);
   bool empty() const noexcept { return buf_.empty(); }
   std::size_t size() const noexcept { return buf_.size(); }
   /// Every byte ready to send (frames closed); the writer starts afresh.
@@ -88,7 +91,7 @@ class reader {
   explicit reader(std::size_t max_frame = default_max_frame) : max_frame_(max_frame) {}
   void feed(const std::byte* p, std::size_t n) { buf_.append(reinterpret_cast<const char*>(p), n); }
   /// Handles every complete frame: on_message(incoming&&) per message,
-  /// on_control(kind, body) per heartbeat or goodbye. Returns why the input
+  /// on_control(kind, body) per heartbeat, goodbye or ack. Returns why the input
   /// is malformed (the link must close), or an empty string.
   template <class OnMessage, class OnControl>
   std::string drain(OnMessage&& on_message, OnControl&& on_control);
@@ -119,7 +122,7 @@ std::string reader::drain(OnMessage&& on_message, OnControl&& on_control) {
               std::to_string(max_frame_) + ")";
       break;
     }
-    if (k != kind::messages && k != kind::heartbeat && k != kind::goodbye) {
+    if (k != kind::messages && k != kind::heartbeat && k != kind::goodbye && k != kind::ack) {
       error = "unknown frame kind " + std::to_string(static_cast<unsigned>(p[4]));
       break;
     }

@@ -21,10 +21,13 @@ namespace {
 
 using clk = std::chrono::steady_clock;
 constexpr char magic[4] = {'T', 'R', 'P', 'E'};
-constexpr std::uint16_t protocol_version = 2;
+constexpr std::uint16_t protocol_version = 3;
 constexpr std::size_t nonce_bytes = 32;
 constexpr std::size_t proof_bytes = 32;
 constexpr std::size_t recv_chunk = 64 * 1024;
+/// Messages received past the last ack that make one due even with nothing
+/// else to send: bounds what a silent death leaves unconfirmed.
+constexpr std::uint64_t ack_batch = 1024;
 
 using nonce = std::array<std::uint8_t, nonce_bytes>;
 using proof = std::array<std::uint8_t, proof_bytes>;
@@ -195,16 +198,42 @@ task<bool> link_table::run_link(link* l) {
       }
       l->last_heard = clk::now();
       l->in.feed(buf.data(), *n);
-      const std::string error =
-          l->in.drain([&](frame::incoming&& m) { deliver(l, std::move(m)); },
-                      [&](frame::kind k, std::string_view body) {
-                        if (k == frame::kind::goodbye)
-                          close(l, "the peer said goodbye: " + std::string(body));
-                      });
-      if (!error.empty()) {
-        close(l, "malformed input: " + error);
+      std::string bad_ack;
+      const std::string error = l->in.drain(
+          [&](frame::incoming&& m) {
+            ++l->received;
+            deliver(l, std::move(m));
+          },
+          [&](frame::kind k, std::string_view body) {
+            if (k == frame::kind::goodbye) {
+              close(l, "the peer said goodbye: " + std::string(body));
+            } else if (k == frame::kind::ack) {
+              std::uint64_t count = 0;
+              for (std::size_t i = 0; i < body.size() && i < 8; ++i)
+                count |= std::uint64_t(static_cast<unsigned char>(body[i])) << (8 * i);
+              if (body.size() != 8) {
+                bad_ack = "an ack of " + std::to_string(body.size()) + " bytes (8 expected)";
+              } else if (count < l->acked || count > l->written + l->sending) {
+                bad_ack = "an ack of " + std::to_string(count) + " messages; " +
+                          std::to_string(l->acked) + " were confirmed and " +
+                          std::to_string(l->written + l->sending) + " sent";
+              } else {
+                // A send's messages may be confirmed before its completion
+                // is reaped here: they count as written from now on.
+                if (count > l->written) {
+                  l->sending -= count - l->written;
+                  l->written = count;
+                }
+                l->acked = count;
+              }
+            }
+          });
+      const std::string& malformed = error.empty() ? bad_ack : error;
+      if (!malformed.empty()) {
+        close(l, "malformed input: " + malformed);
         break;
       }
+      confirm(l, false);
     }
   }
   release(l);
@@ -335,6 +364,7 @@ detached link_table::send_pending(link* l) {
       close(l, "send failed: " + r.err().describe());
       break;
     }
+    l->written += l->sending;
     l->sending = 0;
     l->last_sent = clk::now();
   }
@@ -369,6 +399,8 @@ detached link_table::tick_loop() {
                                              .count()) +
                           "ms"
                     : "no handshake within the timeout");
+      } else if (l->up && l->received > l->ack_sent) {
+        confirm(l.get(), true);  // also serves as a heartbeat
       } else if (l->up && now - l->last_sent >= opts_.heartbeat && !l->writing) {
         l->out.heartbeat();
         l->last_sent = now;
@@ -450,6 +482,14 @@ void link_table::deliver(link* l, frame::incoming&& m) {
   shard_.send(m.e);
 }
 
+void link_table::confirm(link* l, bool always) {
+  if (l->closed || !l->up || l->received == l->ack_sent) return;
+  if (!always && l->out.empty() && l->received - l->ack_sent < ack_batch) return;
+  l->out.ack(l->received);
+  l->ack_sent = l->received;
+  dirty_ = true;
+}
+
 void link_table::close(link* l, const std::string& why) {
   if (l->closed) return;
   l->closed = true;
@@ -461,8 +501,11 @@ void link_table::close(link* l, const std::string& why) {
                  l->peer_engine ? "engine " + std::to_string(l->peer_engine) : std::string("peer"),
                  l->peer_text, why);
   }
-  const std::size_t lost = l->queued + l->sending;
+  // Queued, being sent, or sent and not confirmed: none is known to have
+  // arrived.
+  const std::size_t lost = l->queued + l->sending + (l->written - l->acked);
   l->queued = l->sending = 0;
+  l->acked = l->written;
   l->out = frame::writer{};  // what it held is lost, and no longer holds the shard back
   recount_backlog();
   if (lost) shard_.count_peer_lost(lost);
@@ -514,6 +557,7 @@ void link_table::stop() {
     // sends at a time could interleave): the peer learns this engine left
     // rather than failed.
     if (l->up && !l->closed && !l->writing) {
+      if (l->received > l->ack_sent) l->out.ack(l->received);  // what arrived did arrive
       l->out.goodbye(why);
       std::string bytes;
       l->out.take(bytes);

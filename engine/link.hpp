@@ -12,6 +12,12 @@
 // handshake, sends a malformed frame or falls silent past the timeout is
 // closed with a logged reason; what was queued on it becomes dead letters
 // and the asks waiting on that engine fail.
+//
+// Each side confirms what it has received (ack frames: a running count of
+// messages), soon after it arrives and with its own traffic. Messages the
+// kernel took but the peer had not confirmed when the link died are dead
+// letters too ("peer lost"): they may have arrived, but nothing is ever
+// counted as gone to a peer that did not say it got it.
 
 #include <chrono>
 #include <cstdint>
@@ -52,9 +58,13 @@ struct link {
   int tasks = 0;         ///< coroutines still using it
   frame::writer out;
   frame::reader in;
-  std::size_t queued = 0;     ///< messages in `out`
-  std::size_t sending = 0;    ///< messages in the send in flight (0: none)
-  std::string sending_bytes;  ///< the send in flight; its buffer is reused
+  std::size_t queued = 0;      ///< messages in `out`
+  std::size_t sending = 0;     ///< messages in the send in flight (0: none)
+  std::string sending_bytes;   ///< the send in flight; its buffer is reused
+  std::uint64_t written = 0;   ///< messages the kernel took, since the link began
+  std::uint64_t acked = 0;     ///< of those, confirmed by the peer
+  std::uint64_t received = 0;  ///< messages read from the peer
+  std::uint64_t ack_sent = 0;  ///< the count last confirmed to the peer
   std::chrono::steady_clock::time_point last_heard, last_sent;
   explicit link(std::size_t max_frame) : in(max_frame) {}
 };
@@ -109,6 +119,9 @@ class link_table {
   void recount_backlog();
   void release(link* l);
   void deliver(link* l, frame::incoming&& m);
+  /// Queues an ack of what `l` has received if it is due: at once when
+  /// `always`, else with traffic already queued or past a batch.
+  void confirm(link* l, bool always);
   /// Every watch on `engine` fires with "engine lost: <why>".
   void fire_watches(std::uint32_t engine, const std::string& why);
   void tell_agent(const link& l, bool up, const std::string& why);

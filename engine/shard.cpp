@@ -45,6 +45,8 @@ errc errc_for(dead_reason why) {
     case dead_reason::unhandled: return errc::unhandled;
     case dead_reason::shutting_down: return errc::shutting_down;
     case dead_reason::mailbox_full: return errc::mailbox_full;
+    case dead_reason::no_route:
+    case dead_reason::peer_lost: return errc::peer_lost;
     default: return errc::dead_actor;
   }
 }

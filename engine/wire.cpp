@@ -296,6 +296,13 @@ bool writer::add(const envelope& e) {
 
 void writer::heartbeat() { open(kind::heartbeat); }
 
+void writer::ack(std::uint64_t received) {
+  open(kind::ack);
+  const std::size_t at = buf_.size() - header_bytes;
+  for (int i = 0; i < 8; ++i) buf_.push_back(static_cast<char>((received >> (8 * i)) & 0xff));
+  patch_u32(buf_, at, 8);
+}
+
 void writer::goodbye(std::string_view reason) {
   open(kind::goodbye);
   const std::size_t at = buf_.size() - header_bytes;

@@ -214,13 +214,19 @@ TEST_CASE("garbage on the peer port closes that connection only", "[link][proces
   raw("GET / HTTP/1.0\r\n\r\n");  // not a troupe engine
   std::string old_hello("TRPE\x01\x00\x07\x00\x00\x00\x06\x00troupe", 18);
   raw(old_hello + std::string(32, 'n'));  // an engine of another protocol version
-  std::string hello("TRPE\x02\x00\x07\x00\x00\x00\x06\x00troupe", 18);
+  std::string hello("TRPE\x03\x00\x07\x00\x00\x00\x06\x00troupe", 18);
   hello += std::string(32, 'n');
-  raw(hello + std::string("\xff\xff\xff\x7f\x01", 5));          // an oversized frame
-  raw(hello + std::string("\x10\x00\x00\x00\x01\x02\x01", 7));  // a truncated one
+  raw(hello + std::string("\xff\xff\xff\x7f\x01", 5));                  // an oversized frame
+  raw(hello + std::string("\x10\x00\x00\x00\x01\x02\x01", 7));          // a truncated one
+  raw(hello + std::string("\x04\x00\x00\x00\x04\x01\x00\x00\x00", 9));  // a short ack
+  // An ack of more messages than were ever sent on that connection.
+  raw(hello + std::string("\x08\x00\x00\x00\x04\x05\x00\x00\x00\x00\x00\x00\x00", 13));
   CHECK(p.proc.wait_for_output("bad magic", 5s));
-  CHECK(p.proc.wait_for_output("refused: protocol version 1, this engine speaks 2", 5s));
+  CHECK(p.proc.wait_for_output("refused: protocol version 1, this engine speaks 3", 5s));
   CHECK(p.proc.wait_for_output("exceeds max_frame", 5s));
+  CHECK(p.proc.wait_for_output("malformed input: an ack of 4 bytes (8 expected)", 5s));
+  CHECK(p.proc.wait_for_output("malformed input: an ack of 5 messages; 0 were confirmed and 0 sent",
+                               5s));
   auto after = sys.ask<peer_test::echo_text>(p.echo, peer_test::echo_text{"after"}, 5s);
   REQUIRE(after);
   CHECK(after.value().text == "after");

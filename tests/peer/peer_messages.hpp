@@ -2,6 +2,7 @@
 // Messages the test engines share: registered for the wire by both the
 // test process and troupe-test-peer.
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -43,6 +44,18 @@ struct name_claim_req {
   char name[32];
 };
 
+/// Asks a sequence_checker what it has seen.
+struct order_query {};
+/// What a sequence_checker has seen of `seq`, per sender: numbers must only
+/// grow. A jump forward is a gap (messages lost with a link); a step back
+/// or a repeat breaks the order contract.
+struct order_report {
+  std::uint64_t received;
+  std::uint64_t last;       ///< the highest number seen
+  std::uint64_t gaps;       ///< jumps forward by more than one
+  std::uint64_t backwards;  ///< numbers not above the sender's previous one
+};
+
 inline void register_messages() {
   troupe::register_message<seq>("peer_test.seq");
   troupe::register_message<tally_query>("peer_test.tally_query");
@@ -53,6 +66,8 @@ inline void register_messages() {
   troupe::register_message<quit>("peer_test.quit");
   troupe::register_message<name_query>("peer_test.name_query");
   troupe::register_message<name_claim_req>("peer_test.name_claim_req");
+  troupe::register_message<order_query>("peer_test.order_query");
+  troupe::register_message<order_report>("peer_test.order_report");
 }
 
 /// Counts `seq` messages and how many came out of order, per sender.
@@ -92,6 +107,29 @@ struct echo : troupe::actor<echo, echo_text, relay, slow_echo, quit, name_query,
   }
 };
 
-inline void register_actors() { troupe::register_actor<echo>("peer_test.echo"); }
+/// Checks the order of `seq` strictly, per sender (counter only counts
+/// breaks): gaps and steps back apart. Registered as
+/// "peer_test.sequence_checker" for spawn_on.
+struct sequence_checker : troupe::actor<sequence_checker, seq, order_query> {
+  std::unordered_map<troupe::address, std::uint64_t> last;
+  order_report r{0, 0, 0, 0};
+  void on(const seq& s) {
+    auto& l = last[sender()];
+    if (s.n <= l) {
+      ++r.backwards;
+    } else if (s.n != l + 1) {
+      ++r.gaps;
+    }
+    l = std::max(l, s.n);
+    r.last = std::max(r.last, s.n);
+    ++r.received;
+  }
+  order_report on(const order_query&) { return r; }
+};
+
+inline void register_actors() {
+  troupe::register_actor<echo>("peer_test.echo");
+  troupe::register_actor<sequence_checker>("peer_test.sequence_checker");
+}
 
 }  // namespace peer_test

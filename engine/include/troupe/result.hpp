@@ -20,7 +20,7 @@ enum class errc : std::uint8_t {
   mailbox_full,   ///< the receiver's bounded mailbox had no room
   not_found,      ///< no actor has that name
   io,             ///< a socket operation failed (the text names the call and errno)
-  peer_lost,      ///< the link to the other engine died first
+  peer_lost,      ///< no link to the other engine, or it died first
 };
 
 const char* to_string(errc e) noexcept;
