@@ -31,6 +31,8 @@ std::string probe_result::describe() const {
   add(coop_taskrun, "coop_taskrun");
   add(ext_arg, "ext_arg");
   add(msg_ring, "msg_ring");
+  add(multishot_accept, "multishot_accept");
+  add(buffer_ring, "buffer_ring");
   return s + ")";
 }
 
@@ -58,17 +60,30 @@ std::string explain_uring_failure(int err) {
   }
 }
 
-reactor::reactor(backend_choice choice) {
-  if (choice != backend_choice::epoll) {
+reactor::reactor(backend_choice choice) : reactor(reactor_options{.backend = choice}) {}
+
+reactor::reactor(const reactor_options& options) {
+  const std::uint32_t count = options.buffer_count;
+  if (count == 0 || count > 32768 || (count & (count - 1)) != 0) {
+    throw std::invalid_argument(
+        "reactor_options.buffer_count must be a power of two from 1 to "
+        "32768, not " +
+        std::to_string(count));
+  }
+  if (options.buffer_size == 0 || options.buffer_size > (1u << 20)) {
+    throw std::invalid_argument("reactor_options.buffer_size must be 1 byte to 1 MiB, not " +
+                                std::to_string(options.buffer_size));
+  }
+  if (options.backend != backend_choice::epoll) {
     int err = 0;
-    backend_ = make_uring_backend(err);
+    backend_ = make_uring_backend(err, options);
     if (!backend_) {
       std::string why = explain_uring_failure(err);
-      if (choice == backend_choice::uring) throw setup_error(why);
+      if (options.backend == backend_choice::uring) throw setup_error(why);
       fallback_reason_ = std::move(why);
     }
   }
-  if (!backend_) backend_ = make_epoll_backend();
+  if (!backend_) backend_ = make_epoll_backend(options);
 }
 
 reactor::~reactor() = default;
@@ -80,6 +95,22 @@ void reactor::wake() noexcept { backend_->wake(); }
 bool reactor::start(op& o) { return backend_->start(o); }
 std::size_t reactor::in_flight() const noexcept { return backend_->in_flight(); }
 void reactor::cancel_all() { backend_->cancel_all(); }
+
+accept_stream* reactor::open_accept_stream(int fd, std::size_t queue_bound) {
+  return backend_->open_accept_stream(fd, queue_bound == 0 ? 1 : queue_bound);
+}
+void reactor::close_accept_stream(accept_stream* s) noexcept {
+  if (s) backend_->close_accept_stream(s);
+}
+std::size_t reactor::queued_connections(const accept_stream* s) const noexcept {
+  return s ? backend_->queued_connections(s) : 0;
+}
+bool reactor::accepting(const accept_stream* s) const noexcept {
+  return s && backend_->accepting(s);
+}
+std::byte* reactor::buffer_data(std::uint32_t id) noexcept { return backend_->buffer_data(id); }
+void reactor::release_buffer(std::uint32_t id) noexcept { backend_->release_buffer(id); }
+buffer_stats reactor::buffers() const noexcept { return backend_->buffers(); }
 
 bool op::await_suspend(std::coroutine_handle<> h) {
   waiter = h;
