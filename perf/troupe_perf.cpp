@@ -626,6 +626,31 @@ measurement run_remote(unsigned n_shards, std::uint64_t n, bool pipeline) {
                   : measurement{"remote-pingpong", rate, "rt/s"};
 }
 
+// -- the cost of a C++ throw -------------------------------------------------------
+//
+// No engine in it: a std::runtime_error thrown one call deep and caught, as
+// a crashing child's handler does. Its rate bounds restart-*-throw on one
+// shard, whatever the engine does around it.
+
+__attribute__((noinline)) void throw_crash(std::uint64_t i) {
+  if (i != UINT64_MAX) throw std::runtime_error("crash");
+}
+
+measurement run_throw_floor(std::uint64_t n) {
+  std::uint64_t caught = 0;
+  auto t0 = clock_type::now();
+  for (std::uint64_t i = 0; i < n; ++i) {
+    try {
+      throw_crash(i);
+    } catch (const std::exception& e) {
+      caught += e.what()[0] == 'c';
+    }
+  }
+  const double rate = static_cast<double>(n) / seconds_since(t0);
+  if (caught != n) throw std::runtime_error("throw-floor: not every throw was caught");
+  return {"throw-floor", rate, "throws/s"};
+}
+
 // -- harness ---------------------------------------------------------------------
 
 const std::vector<std::string> workloads = {"pingpong",
@@ -643,7 +668,8 @@ const std::vector<std::string> workloads = {"pingpong",
                                             "restart-sustained-exit",
                                             "restart-latency-exit",
                                             "remote-pingpong",
-                                            "remote-pipeline"};
+                                            "remote-pipeline",
+                                            "throw-floor"};
 
 std::vector<measurement> run_one(const std::string& w, unsigned s, std::uint64_t n) {
   auto pick = [n](std::uint64_t dflt) { return n ? n : dflt; };
@@ -657,6 +683,7 @@ std::vector<measurement> run_one(const std::string& w, unsigned s, std::uint64_t
   if (w == "skynet") return {run_skynet(s, static_cast<std::int64_t>(pick(1'000'000)))};
   if (w == "remote-pingpong") return {run_remote(s, pick(200'000), false)};
   if (w == "remote-pipeline") return {run_remote(s, pick(10'000'000), true)};
+  if (w == "throw-floor") return {run_throw_floor(pick(1'000'000))};
   crash_by_throw = w.find("-exit") == std::string::npos;
   if (w.starts_with("restart-fresh")) return {run_restart(s, pick(200'000), true, w)};
   if (w.starts_with("restart-sustained")) return {run_restart(s, pick(100'000), false, w)};
