@@ -23,8 +23,12 @@ using clk = std::chrono::steady_clock;
 // How long a shard that just ran out of work keeps polling its lanes before
 // it sleeps in the kernel: long enough to catch the next message of a
 // cross-shard conversation without a wake-up syscall, short enough that an
-// idle engine uses no CPU.
-constexpr auto spin_before_sleep = std::chrono::microseconds(50);
+// idle engine uses no CPU. It adapts between the two bounds: a sleep cut
+// short by work (the spin gave up too soon: a stream whose producer paused,
+// each pause costing a wake-up on both sides) doubles it, a long sleep
+// (the engine is idle) halves it.
+constexpr auto spin_min = std::chrono::microseconds(50);
+constexpr auto spin_max = std::chrono::microseconds(500);
 constexpr std::size_t ring_batch = 256;
 constexpr std::size_t publish_every = 32;
 constexpr unsigned ready_budget = 256;
@@ -510,7 +514,7 @@ void shard::run() {
     if (step()) continue;
     // Out of work: poll the lanes a little, then sleep in the kernel.
     if (!dirty_.empty()) continue;  // lanes still spill: keep flushing
-    const auto spin_end = clk::now() + spin_before_sleep;
+    const auto spin_end = clk::now() + spin_;
     bool found = false;
     for (unsigned i = 0; !found && ((i & 63) != 0 || clk::now() < spin_end); ++i) {
       for (envelope_ring* r : in_) {
@@ -526,7 +530,16 @@ void shard::run() {
         found = reactor_->run_once(false) > 0;
       }
     }
-    if (!found) sleep_until_work();
+    if (!found) {
+      const auto slept_from = clk::now();
+      sleep_until_work();
+      const auto slept = clk::now() - slept_from;
+      if (slept < spin_) {
+        spin_ = std::min<clk::duration>(spin_ * 2, spin_max);
+      } else if (slept > 16 * spin_) {
+        spin_ = std::max<clk::duration>(spin_ / 2, spin_min);
+      }
+    }
   }
 }
 

@@ -416,6 +416,8 @@ class alignas(64) shard {
   // shutdown
   shutdown_phase phase_ = shutdown_phase::running;
   unsigned io_passes_ = 0;
+  /// How long to poll before sleeping (see spin_min, spin_max).
+  std::chrono::steady_clock::duration spin_ = std::chrono::microseconds(50);
   std::unique_ptr<link_table> links_;
 
   // placement
