@@ -29,6 +29,7 @@ namespace {
 using nlohmann::json;
 
 constexpr unsigned max_shards = 4096;
+constexpr unsigned max_workers = 64;
 constexpr std::uint32_t max_engine_id = 0xFFFFFFFEu;
 constexpr unsigned min_heartbeat_ms = 10, max_heartbeat_ms = 600'000;
 constexpr unsigned min_peer_timeout_ms = 20, max_peer_timeout_ms = 3'600'000;
@@ -39,7 +40,7 @@ constexpr std::size_t max_convention_bytes = 255;
 const std::vector<std::string_view> top_keys = {
     "shards",     "io",           "engine_id",       "listen",    "peers", "secret_file",
     "convention", "heartbeat_ms", "peer_timeout_ms", "log_level", "admin", "admin_token_file",
-    "modules",    "actors",       "limits"};
+    "modules",    "actors",       "limits",          "workers"};
 const std::vector<std::string_view> actor_keys = {"type", "name", "shard", "args"};
 const std::vector<std::string_view> limit_keys = {"max_frame", "mailbox_limit"};
 const std::vector<std::string_view> convention_keys = {
@@ -562,6 +563,7 @@ std::optional<serve_config> parse_into(const json& doc, problems& p) {
   };
   if (const json* v = get("shards")) read_integer(*v, "shards", 0, max_shards, c.shards, p);
   if (const json* v = get("io")) read_choice(*v, "io", io_choices, c.io, p);
+  if (const json* v = get("workers")) read_integer(*v, "workers", 0, max_workers, c.workers, p);
   if (const json* v = get("engine_id")) {
     read_integer(*v, "engine_id", 1, max_engine_id, c.engine_id, p);
   }
@@ -654,6 +656,7 @@ std::string validate_config(const serve_config& config) {
 
 void apply_overrides(serve_config& config, const serve_overrides& flags) {
   if (flags.shards) config.shards = *flags.shards;
+  if (flags.workers) config.workers = *flags.workers;
   if (flags.io) config.io = *flags.io;
   if (flags.engine_id) config.engine_id = *flags.engine_id;
   if (flags.listen) config.listen = *flags.listen;
@@ -690,6 +693,7 @@ nlohmann::ordered_json to_json(const serve_config& c) {
   out["shards"] = c.shards;
   out["io"] = c.io;
   out["engine_id"] = c.engine_id;
+  out["workers"] = c.workers;
   out["listen"] = or_null(c.listen);
   out["peers"] = c.peers;
   out["secret_file"] = or_null(c.secret_file);

@@ -5,7 +5,7 @@
 // or bad value is an error that names its key path:
 //
 //   {
-//     "shards": 0, "io": "auto", "engine_id": 1,
+//     "shards": 0, "io": "auto", "engine_id": 1, "workers": 0,
 //     "listen": "0.0.0.0:7000", "peers": ["10.0.0.2:7000"],
 //     "secret_file": "secret",
 //     "convention": {"name": "troupe", "leader": "10.0.0.1:7000", "advertise": null,
@@ -85,6 +85,9 @@ struct serve_config {
   std::string io = "auto";
   /// This engine's id, unique among linked engines. 1..0xFFFFFFFE.
   std::uint32_t engine_id = 1;
+  /// Engine processes to run as one convention under a supervising parent
+  /// (`--workers`, workers.hpp); 0: this process is the engine. 0..64.
+  unsigned workers = 0;
   /// "host:port" to accept peer engines on (port 0: any free port); empty: none.
   std::string listen{};
   /// "host:port" of peer engines to link to.
@@ -116,6 +119,7 @@ struct serve_config {
 /// std::optional members directly, leaving them empty when a flag is absent.
 struct serve_overrides {
   std::optional<unsigned> shards;
+  std::optional<unsigned> workers;
   std::optional<std::string> io;
   std::optional<std::uint32_t> engine_id;
   std::optional<std::string> listen;

@@ -620,7 +620,15 @@ task<void> convention_supervisor::on(const internal::place_child& m) {
   watch(children_[i]);
 }
 
+void convention_supervisor::on(const exit_request&) {
+  stopping_ = true;
+  for (address& child : children_) {
+    if (!child.is_null()) tell(std::exchange(child, address{}), exit_request{});
+  }
+}
+
 void convention_supervisor::on(const terminated& t) {
+  if (stopping_) return;
   for (std::size_t i = 0; i < children_.size(); ++i) {
     if (children_[i] != t.who) continue;
     spdlog::info("engine {}: child {} ('{}') at {} ended ({}); placing it again", self().engine(),

@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -314,9 +315,8 @@ int main(int argc, char** argv) {
                         "file holding a token every admin request must carry");
   serve_cmd->add_option("--mailbox-limit", o.mailbox_limit,
                         "mailbox bound of the actors spawned at start; 0 = unbounded");
-  unsigned workers = 0;
   serve_cmd
-      ->add_option("--workers", workers,
+      ->add_option("--workers", o.workers,
                    "run N engine processes as one convention under a parent that restarts "
                    "one that crashes; worker i gets --engine-id, --listen port and --admin "
                    "port + i (needs --listen HOST:PORT, port not 0)")
@@ -516,7 +516,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
-  if (workers > 0) {
+  // A worker reads the same configuration; it is the engine, not a parent.
+  const bool is_worker = std::getenv("TROUPE_WORKER_INDEX") != nullptr;
+  if (cfg.workers > 0 && !is_worker) {
+    const unsigned workers = cfg.workers;
     // This process only supervises: each worker is `troupe serve` again,
     // with its own engine id and ports (workers.hpp).
     auto plan =

@@ -185,8 +185,8 @@ TEST_CASE("to_json prints every key in the file's order and reads back equal", "
     const nlohmann::ordered_json printed = troupe::to_json(c);
     std::vector<std::string> keys;
     for (const auto& item : printed.items()) keys.push_back(item.key());
-    CHECK(keys == std::vector<std::string>{"shards", "io", "engine_id", "listen", "peers",
-                                           "secret_file", "convention", "heartbeat_ms",
+    CHECK(keys == std::vector<std::string>{"shards", "io", "engine_id", "workers", "listen",
+                                           "peers", "secret_file", "convention", "heartbeat_ms",
                                            "peer_timeout_ms", "log_level", "admin",
                                            "admin_token_file", "modules", "actors", "limits"});
     // Through text, as `troupe serve --print-config > engine.json` would.
@@ -194,7 +194,7 @@ TEST_CASE("to_json prints every key in the file's order and reads back equal", "
   }
   CHECK(
       troupe::to_json(serve_config{}).dump() ==
-      R"({"shards":0,"io":"auto","engine_id":1,"listen":null,"peers":[],"secret_file":null,)"
+      R"({"shards":0,"io":"auto","engine_id":1,"workers":0,"listen":null,"peers":[],"secret_file":null,)"
       R"("convention":{"name":"troupe","leader":null,"advertise":null,"capabilities":{},)"
       R"("module_cache":null,"forward_logs":false,"membership":null},"heartbeat_ms":500,"peer_timeout_ms":3000,"log_level":"info",)"
       R"("admin":"127.0.0.1:7700","admin_token_file":null,"modules":[],"actors":[],)"
@@ -286,6 +286,7 @@ TEST_CASE("a value out of range names the range", "[config]") {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"shards": 4097})", "shards: expected an integer between 0 and 4096, got 4097"},
       {R"({"shards": -1})", "shards: expected an integer between 0 and 4096, got -1"},
+      {R"({"workers": 65})", "workers: expected an integer between 0 and 64, got 65"},
       {R"({"io": "kqueue"})", R"(io: expected one of auto, uring, epoll, got "kqueue")"},
       {R"({"engine_id": 0})", "engine_id: expected an integer between 1 and 4294967294, got 0"},
       {R"({"engine_id": 4294967295})",

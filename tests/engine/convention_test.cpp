@@ -357,6 +357,20 @@ TEST_CASE("a module changed since it was loaded is refused by the member it is s
   CHECK(unknown.err().text().find("no module loaded on engine 8 provides it") != std::string::npos);
 }
 
+namespace {
+struct watch_this {
+  troupe::address who;
+};
+struct ended_query {};
+/// Watches what it is told to and keeps the reasons they ended with.
+struct end_counter : troupe::actor<end_counter, watch_this, troupe::terminated, ended_query> {
+  std::vector<std::string> reasons;
+  void on(const watch_this& m) { watch(m.who); }
+  void on(const troupe::terminated& t) { reasons.push_back(t.reason); }
+  std::vector<std::string> on(const ended_query&) { return reasons; }
+};
+}  // namespace
+
 TEST_CASE("a convention supervisor places its children again on survivors when a member is lost",
           "[convention][processes]") {
   const std::string leader = "127.0.0.1:" + std::to_string(free_port());
@@ -408,6 +422,20 @@ TEST_CASE("a convention supervisor places its children again on survivors when a
   CHECK(after.replacements == static_cast<std::uint64_t>(on_two));
   CHECK(took < 5s);
   m2->proc.wait_exit(10s);
+
+  // Stopping the supervisor stops its children where they live.
+  const troupe::address counter = sys.spawn<end_counter>();
+  for (const auto& a : after.children) sys.tell(counter, watch_this{a});
+  sys.tell(sup, troupe::exit_request{});
+  const auto stop_end = std::chrono::steady_clock::now() + 10s;
+  std::vector<std::string> reasons;
+  while (std::chrono::steady_clock::now() < stop_end) {
+    reasons = sys.ask<std::vector<std::string>>(counter, ended_query{}, 5s).value();
+    if (reasons.size() == after.children.size()) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE(reasons.size() == after.children.size());
+  for (const auto& r : reasons) CHECK(r == "exit requested");
 }
 
 namespace {

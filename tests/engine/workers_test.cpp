@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <fstream>
 #include <iostream>
@@ -369,4 +371,43 @@ TEST_CASE("a native crash in one worker kills only its process, and the parent r
     INFO("worker " << index << ", pid " << pid);
     CHECK_FALSE(alive_with(pid, listen));
   }
+}
+
+TEST_CASE("the configuration's workers key runs that many workers, each an engine of its own",
+          "[workers][processes]") {
+  held_ports hold;
+  const std::uint16_t link = hold.run_of(2);
+  const std::uint16_t admin = hold.run_of(2);
+  REQUIRE(link != 0);
+  REQUIRE(admin != 0);
+  hold.release();
+  const std::string listen = "127.0.0.1:" + std::to_string(link);
+  char dir_template[] = "/tmp/troupe-workers-XXXXXX";
+  REQUIRE(::mkdtemp(dir_template) != nullptr);
+  const std::string config = std::string(dir_template) + "/engine.json";
+  {
+    std::ofstream out(config);
+    out << R"({"workers": 2, "shards": 1, "listen": ")" << listen << R"(", "admin": ")"
+        << admin_of(admin) << R"(", "heartbeat_ms": 100, "peer_timeout_ms": 1000})";
+  }
+  troupe::test::child_process parent({TROUPE_BINARY, "serve", "--config", config});
+  const output_on_failure show(parent);
+  REQUIRE(wait_starts(parent, 2, 10s));
+  CHECK(parent.output().find(", 2 workers") != std::string::npos);
+  // The workers read the same file and run engines, not parents of their own.
+  REQUIRE(wait_members(admin_of(admin), 2, 20s));
+  REQUIRE(wait_members(admin_of(admin + 1), 2, 10s));
+  CHECK(started_workers(parent.output()).size() == 2);
+
+  parent.signal(SIGTERM);
+  const auto status = parent.wait_exit(30s);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  for (auto [index, pid] : started_workers(parent.output())) {
+    INFO("worker " << index << ", pid " << pid);
+    CHECK_FALSE(alive_with(pid, config));
+  }
+  std::remove(config.c_str());
+  ::rmdir(dir_template);
 }

@@ -46,9 +46,10 @@ struct place_child {
 ///
 /// Threads: like any actor. Its children are supervised in place by their
 /// own engine's root guardian (a handler that throws restarts there); this
-/// actor acts when one is gone. Children outlive it: stopping it leaves them.
+/// actor acts when one is gone. Stopping it (an exit request, or its
+/// engine's shutdown) sends each child an exit request where it lives.
 class convention_supervisor : public actor<convention_supervisor, terminated, placed_children_query,
-                                           internal::place_child> {
+                                           internal::place_child, exit_request> {
  public:
   explicit convention_supervisor(std::vector<placed_child> specs,
                                  duration retry_every = std::chrono::milliseconds(500));
@@ -57,12 +58,14 @@ class convention_supervisor : public actor<convention_supervisor, terminated, pl
   task<void> on(const internal::place_child& m);
   void on(const terminated& t);
   placed_children on(const placed_children_query&) const;
+  void on(const exit_request&);
 
  private:
   std::vector<placed_child> specs_;
   std::vector<address> children_;  ///< null while being placed
   std::uint64_t placements_ = 0;
   duration retry_every_;
+  bool stopping_ = false;
 };
 
 }  // namespace troupe
