@@ -38,9 +38,9 @@ constexpr std::uint64_t min_max_frame = 1024, max_max_frame = 1u << 30;
 constexpr std::size_t max_convention_bytes = 255;
 
 const std::vector<std::string_view> top_keys = {
-    "shards",     "io",           "engine_id",       "listen",    "peers", "secret_file",
-    "convention", "heartbeat_ms", "peer_timeout_ms", "log_level", "admin", "admin_token_file",
-    "modules",    "actors",       "limits",          "workers"};
+    "shards",           "io",         "engine_id",    "workers",         "listen",    "peers",
+    "secret_file",      "convention", "heartbeat_ms", "peer_timeout_ms", "log_level", "admin",
+    "admin_token_file", "modules",    "actors",       "limits"};
 const std::vector<std::string_view> actor_keys = {"type", "name", "shard", "args"};
 const std::vector<std::string_view> limit_keys = {"max_frame", "mailbox_limit"};
 const std::vector<std::string_view> convention_keys = {

@@ -66,7 +66,8 @@ std::string file_error_of(const std::string& contents) {
 }
 
 const std::string known_keys =
-    "(known keys: shards, io, engine_id, listen, peers, secret_file, convention, heartbeat_ms, "
+    "(known keys: shards, io, engine_id, workers, listen, peers, secret_file, convention, "
+    "heartbeat_ms, "
     "peer_timeout_ms, log_level, admin, admin_token_file, modules, actors, limits)";
 
 const char* const full_file = R"({

@@ -426,6 +426,10 @@ TEST_CASE("a convention supervisor places its children again on survivors when a
   // Stopping the supervisor stops its children where they live.
   const troupe::address counter = sys.spawn<end_counter>();
   for (const auto& a : after.children) sys.tell(counter, watch_this{a});
+  // The watches are in place (a watch on an actor already gone would say
+  // "not alive" at once) before the supervisor is told to stop.
+  std::this_thread::sleep_for(300ms);
+  CHECK(sys.ask<std::vector<std::string>>(counter, ended_query{}, 5s).value().empty());
   sys.tell(sup, troupe::exit_request{});
   const auto stop_end = std::chrono::steady_clock::now() + 10s;
   std::vector<std::string> reasons;
