@@ -167,8 +167,9 @@ std::optional<etcd_status> status_of(const json& j) {
 }
 
 std::string clip(std::string_view text, std::size_t limit = 200) {
-  if (text.size() <= limit) return std::string(text);
-  return std::string(text.substr(0, limit)) + "...";
+  std::string out(text.substr(0, limit));
+  if (text.size() > limit) out.append("...");
+  return out;
 }
 
 std::string ms_text(milliseconds d) { return std::to_string(d.count()) + " ms"; }
