@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 
+#include "convention_pool_support.hpp"
 #include "link.hpp"
 #include "off_shard.hpp"
 #include "shard.hpp"
@@ -49,12 +50,16 @@ struct candidate {
 /// One placement: tries the candidates in turn, sending the type's module
 /// to one that lacks it, and answers the asker. One per request, so that a
 /// slow member or a module in transit holds up nothing else.
-class placer : public actor<placer, place_request> {
+class placer : public actor<placer, place_request, place_among_request> {
  public:
   placer(std::vector<candidate> c, std::uint32_t home) : candidates_(std::move(c)), home_(home) {}
 
-  task<result<address>> on(const place_request& r) {
-    const place_request req = r;  // the message ends with this handler; keep a copy
+  task<result<address>> on(const place_request& r) { return place(r); }
+  task<result<address>> on(const place_among_request& r) { return place(r.request); }
+
+ private:
+  // A copy: the message ends with the handler.
+  task<result<address>> place(place_request req) {
     std::string tried;
     errc last = errc::peer_lost;
     for (const candidate& c : candidates_) {
@@ -88,7 +93,6 @@ class placer : public actor<placer, place_request> {
     co_return error(last, "no member that fits could take '" + req.type + "': " + tried);
   }
 
- private:
   task<result<done>> send_module(candidate c, std::string type, duration timeout) {
     std::optional<module_info> mod;
     for (const module_info& m : loaded_modules()) {
@@ -198,8 +202,9 @@ class installer : public actor<installer, module_offer> {
 
 class convention_agent
     : public actor<convention_agent, link_changed, conv_hello, conv_view, conv_caps, conv_load,
-                   module_offer, place_request, members_query, convention_subscription,
-                   capabilities_update, terminated, load_tick, convention_join, log_line> {
+                   module_offer, place_request, place_among_request, members_query,
+                   convention_subscription, capabilities_update, terminated, load_tick,
+                   convention_join, log_line> {
  public:
   explicit convention_agent(convention_options o) : opts_(std::move(o)) {}
 
@@ -397,7 +402,11 @@ class convention_agent
     return done{};
   }
 
-  result<address> on(const place_request& r) {
+  result<address> on(const place_request& r) { return place(r, nullptr); }
+  /// A convention pool's: only on `engines`, in its order.
+  result<address> on(const place_among_request& r) { return place(r.request, &r.engines); }
+
+  result<address> place(const place_request& r, const std::vector<std::uint32_t>* among) {
     auto req = requirements::parse(r.options.requirements);
     if (!req) return req.err();
     const std::optional<actor_type> type = actor_type_named(r.type);
@@ -430,9 +439,22 @@ class convention_agent
             (refusals.empty() ? "" : "; ") + ("engine " + std::to_string(m.engine) + ": " + why);
       }
     };
-    consider(me_.info, address{}, placed_here_);
+    auto rank = [&](std::uint32_t engine) -> std::size_t {
+      if (!among) return 0;
+      return static_cast<std::size_t>(std::find(among->begin(), among->end(), engine) -
+                                      among->begin());
+    };
+    if (!among || rank(me_.info.engine) < among->size()) {
+      consider(me_.info, address{}, placed_here_);
+    }
     for (const auto& [engine, p] : peers_) {
-      if (p.known && p.linked) consider(p.rec.info, p.rec.agent, p.placed);
+      if (among && rank(engine) == among->size()) continue;
+      if (p.known && p.linked) {
+        consider(p.rec.info, p.rec.agent, p.placed);
+      } else if (among) {
+        refusals += (refusals.empty() ? "" : "; ") +
+                    ("engine " + std::to_string(engine) + ": not a linked member yet");
+      }
     }
     if (options.empty()) {
       return error(errc::not_found, "no member of the convention fits '" + r.type +
@@ -440,6 +462,7 @@ class convention_agent
                                         "): " + refusals);
     }
     std::stable_sort(options.begin(), options.end(), [&](const option& a, const option& b) {
+      if (among) return rank(a.c.engine) < rank(b.c.engine);
       if (r.options.prefer_local && a.local != b.local) return a.local;
       if (a.score != b.score) return a.score < b.score;
       return a.c.engine < b.c.engine;
@@ -581,6 +604,7 @@ class convention_agent
 }  // namespace
 
 address start_convention_agent(system_impl& sys, convention_options o) {
+  register_convention_pool_messages();
   if (o.module_cache.empty()) {
     o.module_cache =
         (std::filesystem::temp_directory_path() /

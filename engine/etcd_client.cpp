@@ -483,6 +483,24 @@ result<bool> etcd_client::remove(std::string_view key) {
 
 result<bool> etcd_client::put_if_absent(std::string_view key, std::string_view value,
                                         std::int64_t lease) {
+  auto r = create_or_read(key, value, lease);
+  if (!r) return r.err();
+  return r->created;
+}
+
+result<etcd_read> etcd_client::read(std::string_view key) {
+  auto r = call("/v3/kv/range", json{{"key", b64_encode(key)}});
+  if (!r) return r.err();
+  etcd_read out;
+  if (auto h = r->find("header"); h != r->end()) out.revision = int_field(*h, "revision");
+  if (auto kvs = r->find("kvs"); kvs != r->end() && kvs->is_array() && !kvs->empty()) {
+    out.kv = to_kv(kvs->front());
+  }
+  return out;
+}
+
+result<etcd_claim> etcd_client::create_or_read(std::string_view key, std::string_view value,
+                                               std::int64_t lease) {
   const std::string k = b64_encode(key);
   json put{{"key", k}, {"value", b64_encode(value)}};
   if (lease != 0) put["lease"] = std::to_string(lease);
@@ -496,15 +514,58 @@ result<bool> etcd_client::put_if_absent(std::string_view key, std::string_view v
       {"failure", json::array({{{"request_range", {{"key", k}}}}})}};
   auto r = call("/v3/kv/txn", txn);
   if (!r) return r.err();
-  if (bool_field(*r, "succeeded")) return true;
-  if (lease == 0) return false;
+  etcd_claim out;
+  if (auto h = r->find("header"); h != r->end()) out.revision = int_field(*h, "revision");
+  if (bool_field(*r, "succeeded")) {
+    out.created = true;
+    out.holder = etcd_kv{std::string(key), std::string(value), out.revision, out.revision, lease};
+    return out;
+  }
   auto responses = r->find("responses");
-  if (responses == r->end() || !responses->is_array() || responses->empty()) return false;
-  const json& range = responses->front().value("response_range", json::object());
-  auto kvs = range.find("kvs");
-  if (kvs == range.end() || !kvs->is_array() || kvs->empty()) return false;
-  const etcd_kv held = to_kv(kvs->front());
-  return held.lease == lease && held.value == value;
+  if (responses != r->end() && responses->is_array() && !responses->empty()) {
+    const json& range = responses->front().value("response_range", json::object());
+    if (auto kvs = range.find("kvs"); kvs != range.end() && kvs->is_array() && !kvs->empty()) {
+      out.holder = to_kv(kvs->front());
+    }
+  }
+  // Gone again between the compare and the read cannot happen (one txn);
+  // no key here means etcd answered with something unexpected.
+  if (out.holder.key.empty()) {
+    return error(errc::failed,
+                 "etcd neither created nor read '" + std::string(key) + "': " + clip(r->dump()));
+  }
+  out.created = lease != 0 && out.holder.lease == lease && out.holder.value == value;
+  return out;
+}
+
+namespace {
+
+/// The txn that does `op` only if the key `k` (base64) holds exactly `value`.
+json if_value_txn(const std::string& k, std::string_view value, json op) {
+  return json{
+      {"compare",
+       json::array(
+           {{{"key", k}, {"target", "VALUE"}, {"result", "EQUAL"}, {"value", b64_encode(value)}}})},
+      {"success", json::array({std::move(op)})}};
+}
+
+}  // namespace
+
+result<bool> etcd_client::remove_if(std::string_view key, std::string_view value) {
+  const std::string k = b64_encode(key);
+  auto r = call("/v3/kv/txn", if_value_txn(k, value, {{"request_delete_range", {{"key", k}}}}));
+  if (!r) return r.err();
+  return bool_field(*r, "succeeded");
+}
+
+result<bool> etcd_client::reattach(std::string_view key, std::string_view value,
+                                   std::int64_t lease) {
+  const std::string k = b64_encode(key);
+  json put{{"key", k}, {"value", b64_encode(value)}};
+  if (lease != 0) put["lease"] = std::to_string(lease);
+  auto r = call("/v3/kv/txn", if_value_txn(k, value, {{"request_put", std::move(put)}}));
+  if (!r) return r.err();
+  return bool_field(*r, "succeeded");
 }
 
 std::unique_ptr<etcd_watch> etcd_client::watch_prefix(

@@ -72,6 +72,21 @@ struct etcd_event {
   std::int64_t mod_revision = 0;
 };
 
+/// One key read at one revision of the store.
+struct etcd_read {
+  std::optional<etcd_kv> kv;  ///< nullopt: no such key
+  std::int64_t revision = 0;  ///< the store's revision when it was read
+};
+
+/// How a create_or_read went.
+struct etcd_claim {
+  bool created = false;  ///< this call created the key (or had, in an earlier try)
+  etcd_kv holder;        ///< the key as it is now: this caller's, or who else holds it
+  /// The store's revision after the call: watch from revision + 1 to see
+  /// every later change of the key.
+  std::int64_t revision = 0;
+};
+
 class etcd_watch;
 
 /// A client of one etcd cluster, reached at any of its endpoints.
@@ -133,6 +148,27 @@ class etcd_client {
   /// the key already holds exactly this value under this same lease (not 0),
   /// which makes a claim safe to repeat. False: someone else holds it.
   result<bool> put_if_absent(std::string_view key, std::string_view value, std::int64_t lease);
+
+  /// `key` with its lease and revisions, and the revision it was read at.
+  result<etcd_read> read(std::string_view key);
+
+  /// put_if_absent that also says who holds the key when it was not
+  /// created: one txn that creates `key` if no such key exists, else reads
+  /// it. Safe to repeat as put_if_absent is (created is true when the key
+  /// holds exactly `value` under this same `lease`, not 0).
+  result<etcd_claim> create_or_read(std::string_view key, std::string_view value,
+                                    std::int64_t lease);
+
+  /// Deletes `key` only if it holds exactly `value` (a txn comparing the
+  /// value), so that a newer holder is never removed. True when it did; if
+  /// sent twice, the second finds nothing and says false.
+  result<bool> remove_if(std::string_view key, std::string_view value);
+
+  /// Moves `key` onto `lease` if it holds exactly `value` (a txn comparing
+  /// the value, then a put of the same value). True when it did: a key
+  /// whose old lease is about to end lives on with the new one. Safe to
+  /// repeat.
+  result<bool> reattach(std::string_view key, std::string_view value, std::int64_t lease);
 
   /// Watches every key that starts with `prefix`, from `start_revision` (0:
   /// from now on), on a thread of its own, until the returned watch stops or

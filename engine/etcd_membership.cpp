@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "etcd_names.hpp"
 #include "system_impl.hpp"
 
 namespace troupe::internal {
@@ -67,6 +68,17 @@ bool etcd_membership::register_here() {
     spdlog::warn("engine {}: membership in etcd: {}", me_.info.engine, lease.err().describe());
     return false;
   }
+  // A record of this engine id on a lease this process never held: an
+  // earlier run of this engine (killed, restarted with the same id) whose
+  // lease has not expired yet. Its actors are gone: revoke it, so that its
+  // names are free now rather than when the lease runs out.
+  if (auto old = client_.read(key_); old && old->kv && old->kv->lease != 0 &&
+                                     old->kv->lease != mine_ && old->kv->lease != *lease) {
+    if (auto revoked = client_.revoke(old->kv->lease); revoked) {
+      spdlog::info("engine {}: revoked lease {} of an earlier run of engine {} (its names go now)",
+                   me_.info.engine, old->kv->lease, me_.info.engine);
+    }
+  }
   std::string record;
   {
     std::lock_guard g(lock_);
@@ -83,6 +95,8 @@ bool etcd_membership::register_here() {
     return false;
   }
   lease_ = *lease;
+  mine_ = *lease;
+  if (etcd_names* names = sys_.names_in_etcd()) names->set_lease(*lease);
   {
     std::lock_guard g(lock_);
     table_.clear();
@@ -133,6 +147,7 @@ void etcd_membership::run() {
     if (!alive && alive.err().code() == errc::not_found) {
       spdlog::warn("engine {}: its etcd lease expired; registering again", me_.info.engine);
       lease_ = 0;
+      if (etcd_names* names = sys_.names_in_etcd()) names->set_lease(0);
     }
   }
 }

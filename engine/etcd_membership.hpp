@@ -7,6 +7,11 @@
 // a record that vanishes (its lease expired: the engine stopped renewing
 // it, or it left and deleted it) is a member gone. etcd's Raft keeps the
 // table while any majority of its members lives: no engine leads.
+//
+// The directory's names (etcd_names) live on the same lease: each new
+// lease is handed to them. A record of this engine id on a lease this
+// process never held is an earlier run's; that lease is revoked, so the
+// earlier run's names are free at once.
 
 #include <chrono>
 #include <condition_variable>
@@ -55,6 +60,7 @@ class etcd_membership {
   bool dirty_ = false, stopping_ = false;
   std::map<std::uint32_t, member_record> table_;  ///< the records under the prefix
   std::int64_t lease_ = 0;
+  std::int64_t mine_ = 0;  ///< the last lease this process registered on (its thread only)
   std::unique_ptr<etcd_watch> watch_;
   std::thread thread_;
 };

@@ -10,6 +10,7 @@
 #include "convention.hpp"
 #include "describe.hpp"
 #include "system_impl.hpp"
+#include "troupe/internal/router_control.hpp"
 
 namespace troupe::internal {
 
@@ -368,6 +369,24 @@ void shard::handle_control(envelope* e) {
     }
   } else if (e->type == type_id<enter_phase_msg>()) {
     enter_phase(e->as<enter_phase_msg>().phase);
+  } else if (e->type == type_id<mailbox_depth_query>()) {
+    // A pool's load sample: what waits for this actor, answered here.
+    const address& to = e->target;
+    slot_entry* s = to.slot() < slots_.size() ? &slots_[to.slot()] : nullptr;
+    const bool alive = s && s->actor && s->incarnation == to.incarnation();
+    if (!e->sender.is_null()) {
+      send(make_envelope(mailbox_depth{to, e->as<mailbox_depth_query>().seq,
+                                       alive ? acc::queued(*s->actor) : 0u, alive ? 1u : 0u},
+                         to, e->sender));
+    }
+  } else if (e->type == type_id<abandon_ask>()) {
+    // A pool gave this ask to a worker that was lost: it ends, if it waits.
+    abandon_ask& m = e->as<abandon_ask>();
+    const std::uint32_t i = static_cast<std::uint32_t>(m.request & 0xffffffffu) - 1;
+    if (i < pending_.size() && pending_[i].waiter &&
+        pending_[i].generation == static_cast<std::uint32_t>(m.request >> 32)) {
+      fail_ask(m.request, m.code, std::move(m.text));
+    }
   } else if (e->type == type_id<watch_request>()) {
     const address& to = e->target;
     const address watcher = e->as<watch_request>().watcher;

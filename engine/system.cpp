@@ -11,6 +11,7 @@
 #include "actor_access.hpp"
 #include "convention.hpp"
 #include "etcd_membership.hpp"
+#include "etcd_names.hpp"
 #include "system_impl.hpp"
 
 namespace troupe::internal {
@@ -161,6 +162,9 @@ void system_impl::set_up_links() {
   }
   shards_[0]->set_links(std::move(table));
   has_links_ = true;
+  if (!etcd_endpoints_.empty()) {
+    names_ = std::make_unique<etcd_names>(*this, etcd_endpoints_, options_.convention);
+  }
 }
 
 void system_impl::start_threads() {
@@ -469,6 +473,8 @@ void system_impl::wait_quiet() {
 void system_impl::stop() {
   std::lock_guard g(stop_lock_);
   if (stopped()) return;
+  // The names in etcd answer their queued requests while the shards run.
+  if (names_) names_->close();
   membership_.reset();  // its record leaves etcd first: the others see it go
   const shutdown_phase steps[] = {shutdown_phase::exit_requests, shutdown_phase::cancel_waits,
                                   shutdown_phase::closed};

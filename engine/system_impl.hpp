@@ -134,6 +134,28 @@ struct name_handoff {
 /// To every shard of this engine: an engine came up; hand the names kept
 /// here that now belong to another engine's directory to it.
 struct rehome_names {};
+/// From the etcd names thread to a name's shard (engine/etcd_names.hpp):
+/// how its request to etcd went. Never crosses to another engine.
+struct name_etcd_result {
+  enum class op : std::uint8_t { claim, lookup, release };
+  op what;
+  std::string name;
+  envelope* request;  ///< the claim or lookup that asked (null for a release): the shard's again
+  bool ok;            ///< etcd answered; else `code` and `text` say why not
+  bool created;       ///< a claim: its actor is the name's, at `who`
+  bool cacheable;     ///< the watch will tell of any later change of the name
+  address who;        ///< the name's actor as etcd holds it; null: the name is free
+  errc code;
+  std::string text;
+};
+/// From the etcd names watch to every shard of this engine: the name's
+/// binding in etcd is now `now` (null: none); drop a cached one that
+/// differs. `all`: forget every cached name (the watch missed changes).
+struct name_changed {
+  std::string name;
+  address now;
+  bool all = false;
+};
 void to_json(nlohmann::json& j, const name_handoff& m);
 void from_json(const nlohmann::json& j, name_handoff& m);
 void to_json(nlohmann::json& j, const name_lookup& m);
@@ -155,6 +177,7 @@ bool read_whole_file(const std::string& path, std::string& out);
 std::string sha256_hex(std::string_view bytes);
 
 class etcd_membership;
+class etcd_names;
 
 class system_impl {
  public:
@@ -187,6 +210,9 @@ class system_impl {
   /// The convention's agent on shard 0; null when in no convention.
   const address& convention_agent() const noexcept { return agent_; }
   bool forwards_logs() const noexcept { return options_.forward_logs; }
+  /// The directory's names when they live in etcd (--membership etcd://...);
+  /// null otherwise. Set before the shards run. Any thread.
+  etcd_names* names_in_etcd() const noexcept { return names_.get(); }
   /// This engine's record changed: etcd hears of it (when membership is there).
   void publish_member(const member_record& me);
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
@@ -240,6 +266,7 @@ class system_impl {
   address agent_;
   std::vector<std::string> etcd_endpoints_;
   std::unique_ptr<etcd_membership> membership_;  ///< when kept in etcd
+  std::unique_ptr<etcd_names> names_;            ///< the directory's names, when in etcd
 };
 
 }  // namespace troupe::internal

@@ -427,3 +427,73 @@ TEST_CASE("with 3 etcd nodes, the client and its watch survive kill -9 of the no
   REQUIRE(got.ok());
   CHECK(*got == std::optional<std::string>("alive"));
 }
+
+TEST_CASE("create_or_read says who holds a key; remove_if and reattach act only on its value",
+          "[etcd]") {
+  etcd_cluster cluster(1);
+  etcd_client etcd(cluster.endpoints(), 5s);
+  auto lease_one = etcd.grant_lease(10s);
+  auto lease_two = etcd.grant_lease(10s);
+  REQUIRE(lease_one.ok());
+  REQUIRE(lease_two.ok());
+
+  auto none = etcd.read("/n/a");
+  REQUIRE(none.ok());
+  CHECK_FALSE(none->kv.has_value());
+  CHECK(none->revision > 0);
+
+  auto mine = etcd.create_or_read("/n/a", "one", *lease_one);
+  REQUIRE(mine.ok());
+  CHECK(mine->created);
+  CHECK(mine->holder.value == "one");
+  CHECK(mine->revision > none->revision);
+  // Repeated (its answer lost, say): still its own.
+  auto repeat = etcd.create_or_read("/n/a", "one", *lease_one);
+  REQUIRE(repeat.ok());
+  CHECK(repeat->created);
+  // Another claimant learns who holds it, at which revision.
+  auto theirs = etcd.create_or_read("/n/a", "two", *lease_two);
+  REQUIRE(theirs.ok());
+  CHECK_FALSE(theirs->created);
+  CHECK(theirs->holder.value == "one");
+  CHECK(theirs->holder.lease == *lease_one);
+  CHECK(theirs->holder.create_revision == mine->revision);
+  CHECK(theirs->revision >= mine->revision);
+
+  auto read = etcd.read("/n/a");
+  REQUIRE(read.ok());
+  REQUIRE(read->kv.has_value());
+  CHECK(read->kv->value == "one");
+  CHECK(read->kv->lease == *lease_one);
+  CHECK(read->revision >= mine->revision);
+
+  // Onto another lease only while it holds that value.
+  auto wrong = etcd.reattach("/n/a", "two", *lease_two);
+  REQUIRE(wrong.ok());
+  CHECK_FALSE(*wrong);
+  auto moved = etcd.reattach("/n/a", "one", *lease_two);
+  REQUIRE(moved.ok());
+  CHECK(*moved);
+  REQUIRE(etcd.revoke(*lease_one).ok());  // the old lease's end no longer takes it
+  auto still = etcd.read("/n/a");
+  REQUIRE(still.ok());
+  REQUIRE(still->kv.has_value());
+  CHECK(still->kv->lease == *lease_two);
+
+  // A newer holder is never removed by an older one's release.
+  auto stale = etcd.remove_if("/n/a", "zero");
+  REQUIRE(stale.ok());
+  CHECK_FALSE(*stale);
+  auto removed = etcd.remove_if("/n/a", "one");
+  REQUIRE(removed.ok());
+  CHECK(*removed);
+  auto again = etcd.remove_if("/n/a", "one");
+  REQUIRE(again.ok());
+  CHECK_FALSE(*again);
+  auto gone = etcd.read("/n/a");
+  REQUIRE(gone.ok());
+  CHECK_FALSE(gone->kv.has_value());
+  auto missing = etcd.reattach("/n/a", "one", *lease_two);
+  REQUIRE(missing.ok());
+  CHECK_FALSE(*missing);
+}

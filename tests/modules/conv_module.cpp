@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "conv_work.hpp"
+
 namespace {
 
 /// Ask it anything: it answers with its engine id and its arguments' tag.
@@ -41,6 +43,17 @@ struct gpu_locator : locator {
   }
 };
 
+/// A worker for the convention pool tests: each job waits `ms` on a timer
+/// (its shard runs other actors meanwhile; this worker takes no other job).
+struct busy_worker : troupe::actor<busy_worker, conv_test::work> {
+  busy_worker() = default;
+  troupe::task<conv_test::work_done> on(const conv_test::work& w) {
+    const conv_test::work job = w;
+    co_await troupe::sleep_for{std::chrono::milliseconds(job.ms)};
+    co_return conv_test::work_done{self().engine(), 0, job.id};
+  }
+};
+
 }  // namespace
 
 TROUPE_MODULE("test.conv") {
@@ -48,4 +61,7 @@ TROUPE_MODULE("test.conv") {
   registry.actor<gpu_locator>("conv.gpu_locator");
   registry.message<where_query>("conv.where");
   registry.message<where_answer>("conv.here");
+  registry.actor<busy_worker>("conv.busy_worker");
+  registry.message<conv_test::work>("conv.work");
+  registry.message<conv_test::work_done>("conv.work_done");
 }

@@ -4,6 +4,7 @@
 #include "troupe/actor.hpp"
 #include "troupe/address.hpp"
 #include "troupe/convention.hpp"
+#include "troupe/convention_pool.hpp"
 #include "troupe/convention_supervisor.hpp"
 #include "troupe/message.hpp"
 #include "troupe/module.hpp"
