@@ -8,6 +8,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -73,11 +74,20 @@ std::vector<std::uint32_t> member_ids(troupe::system& sys) {
   return ids;
 }
 
+/// Waits (bounded) until the convention lists exactly `want` and this
+/// engine's links to all of them are up: placement uses linked members only.
 bool wait_members(troupe::system& sys, const std::vector<std::uint32_t>& want,
                   std::chrono::milliseconds limit) {
   const auto end = clock_type::now() + limit;
   while (clock_type::now() < end) {
-    if (member_ids(sys) == want) return true;
+    if (member_ids(sys) == want) {
+      const std::vector<std::uint32_t> linked = sys.engines();
+      bool all = true;
+      for (std::uint32_t e : want) {
+        all = all && std::find(linked.begin(), linked.end(), e) != linked.end();
+      }
+      if (all) return true;
+    }
     std::this_thread::sleep_for(20ms);
   }
   return false;
