@@ -546,6 +546,8 @@ struct admin_connection : actor<admin_connection, serve_connection> {
                         {"actors", each[i].actors_live},
                         {"delivered", each[i].delivered},
                         {"sent", each[i].sent},
+                        {"sent_remote", each[i].sent_remote},
+                        {"links", each[i].links},
                         {"dead_letters", each[i].dead_letters}});
     }
     json peers = json::array();
@@ -613,6 +615,14 @@ struct admin_connection : actor<admin_connection, serve_connection> {
     line("troupe_restarts_total", "", static_cast<double>(total.restarts));
     family("troupe_messages_sent_remote_total", "counter", "Messages handed to links.");
     line("troupe_messages_sent_remote_total", "", static_cast<double>(total.sent_remote));
+    family("troupe_peer_connections", "gauge", "Connections to peer engines, by shard.");
+    {
+      const auto each = sys->shard_counters();
+      for (std::size_t i = 0; i < each.size(); ++i) {
+        line("troupe_peer_connections", "shard=\"" + std::to_string(i) + "\"",
+             static_cast<double>(each[i].links));
+      }
+    }
     family("troupe_peers", "gauge", "Peer engines linked.");
     line("troupe_peers", "", static_cast<double>(sys->engines().size() - 1));
     family("troupe_modules", "gauge", "Modules loaded.");

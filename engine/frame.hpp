@@ -13,6 +13,8 @@
 //   kind 2   := heartbeat (empty body)
 //   kind 3   := goodbye: the reason, as text
 //   kind 4   := ack: u64 messages received on this link so far
+//   kind 5   := ready (empty body): every connection of the link is served
+//               by its shard on the sending engine (first connection only)
 //
 // Many messages share a frame, and many frames a send; a type's name
 // crosses once per link, then its id. Anything that does not parse is an
@@ -32,7 +34,7 @@
 
 namespace troupe::internal::frame {
 
-enum class kind : std::uint8_t { messages = 1, heartbeat = 2, goodbye = 3, ack = 4 };
+enum class kind : std::uint8_t { messages = 1, heartbeat = 2, goodbye = 3, ack = 4, ready = 5 };
 constexpr std::size_t header_bytes = 5;
 constexpr std::size_t default_max_frame = 16u << 20;
 /// The writer closes a messages frame past this size: the reader decodes a
@@ -46,6 +48,7 @@ class writer {
   /// its type is not registered for the wire: the caller dead-letters it.
   bool add(const envelope& e);
   void heartbeat();
+  void ready();
   void goodbye(std::string_view reason);
   /// Confirms that `received` messages of the peer's have arrived here.
   void ack(std::uint64_t received);
@@ -91,7 +94,7 @@ class reader {
   explicit reader(std::size_t max_frame = default_max_frame) : max_frame_(max_frame) {}
   void feed(const std::byte* p, std::size_t n) { buf_.append(reinterpret_cast<const char*>(p), n); }
   /// Handles every complete frame: on_message(incoming&&) per message,
-  /// on_control(kind, body) per heartbeat, goodbye or ack. Returns why the input
+  /// on_control(kind, body) per heartbeat, goodbye, ack or ready. Returns why the input
   /// is malformed (the link must close), or an empty string.
   template <class OnMessage, class OnControl>
   std::string drain(OnMessage&& on_message, OnControl&& on_control);
@@ -122,7 +125,7 @@ std::string reader::drain(OnMessage&& on_message, OnControl&& on_control) {
               std::to_string(max_frame_) + ")";
       break;
     }
-    if (k != kind::messages && k != kind::heartbeat && k != kind::goodbye && k != kind::ack) {
+    if (k < kind::messages || k > kind::ready) {
       error = "unknown frame kind " + std::to_string(static_cast<unsigned>(p[4]));
       break;
     }

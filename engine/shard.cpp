@@ -151,9 +151,7 @@ void shard::send_remote(envelope* e) {
   if (e->target.is_null() && (e->flags & (flag_control | flag_reply)) == 0) {
     dead_letter(e, dead_reason::no_such_actor);
   } else if (links_) {
-    links_->send(e);
-  } else if (index_ != 0 && sys_.has_links()) {
-    push_lane(0, e);  // shard 0 holds the links; the lane keeps this sender's order
+    links_->send(e);  // this shard's own connection to that engine
   } else if (e->flags & flag_control) {
     unroutable_control(e, "no link to engine " + std::to_string(e->target.engine()));
   } else {
@@ -291,6 +289,7 @@ void shard::handle_control(envelope* e) {
     return;
   } else if (handle_name_control(e)) {
     return;
+  } else if (links_ && links_->on_control(e)) {
   } else if (e->type == type_id<remote_spawn>()) {
     handle_remote_spawn(e);
   } else if (e->type == type_id<conv_hello>()) {
@@ -309,6 +308,7 @@ void shard::handle_control(envelope* e) {
     handle_census(e);
   } else if (e->type == type_id<peer_lost_msg>()) {
     const peer_lost_msg& m = e->as<peer_lost_msg>();
+    if (links_) links_->fire_watches(m.engine, m.why);
     // Watches from the lost engine: their notices could not reach it.
     for (auto& [slot, list] : watchers_) {
       std::erase_if(list, [&](const address& w) { return w.engine() == m.engine; });

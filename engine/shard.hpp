@@ -44,6 +44,7 @@ struct alignas(64) shard_counters {
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(dead_reason::count_)> dead{};
   std::atomic<std::uint64_t> poisoned{0};
   std::atomic<std::uint64_t> remote_out{0};  ///< handed to links to other engines
+  std::atomic<std::uint64_t> links{0};       ///< connections to other engines served
   std::atomic<std::uint64_t> failures{0};
   std::atomic<std::uint64_t> restarts{0};
   std::atomic<std::uint64_t> spawned{0};
@@ -106,6 +107,9 @@ class alignas(64) shard {
   link_table* links() noexcept { return links_.get(); }
   void set_links(std::unique_ptr<link_table> t) { links_ = std::move(t); }
   void count_remote_out() noexcept { shard_counters::bump(counters_.remote_out); }
+  void set_links_served(std::uint64_t n) noexcept {
+    counters_.links.store(n, std::memory_order_relaxed);
+  }
   /// A message from a link whose type this engine does not know.
   void count_unknown_type(std::string_view name, const address& target);
   /// `n` messages queued on a link that died.

@@ -161,6 +161,9 @@ void system_impl::set_up_links() {
     table->adopt_listener(std::move(*s));
   }
   shards_[0]->set_links(std::move(table));
+  for (std::size_t i = 1; i < shards_.size(); ++i) {
+    shards_[i]->set_links(std::make_unique<link_table>(*shards_[i], lo));
+  }
   has_links_ = true;
   if (!etcd_endpoints_.empty()) {
     names_ = std::make_unique<etcd_names>(*this, etcd_endpoints_, options_.convention);
@@ -522,6 +525,7 @@ void add_counters(stats& st, const shard_counters& c) {
   st.failures += c.failures.load(std::memory_order_relaxed);
   st.restarts += c.restarts.load(std::memory_order_relaxed);
   st.sent_remote += c.remote_out.load(std::memory_order_relaxed);
+  st.links += c.links.load(std::memory_order_relaxed);
   st.actors_live += c.live.load(std::memory_order_relaxed);
   st.actors_spawned += c.spawned.load(std::memory_order_relaxed);
 }

@@ -296,6 +296,8 @@ bool writer::add(const envelope& e) {
 
 void writer::heartbeat() { open(kind::heartbeat); }
 
+void writer::ready() { open(kind::ready); }
+
 void writer::ack(std::uint64_t received) {
   open(kind::ack);
   const std::size_t at = buf_.size() - header_bytes;

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -122,6 +124,89 @@ TEST_CASE("tell and ask reach an actor in another engine process, in order", "[l
   CHECK(sys.counters().sent_remote >= 2 * n);
 }
 
+namespace {
+
+/// Waits (bounded) until every shard of `sys` serves `want` connections
+/// to other engines; returns what each serves.
+std::vector<std::uint64_t> links_per_shard(troupe::system& sys, std::uint64_t want) {
+  std::vector<std::uint64_t> each;
+  for (int i = 0; i < 300; ++i) {
+    each.clear();
+    bool all = true;
+    for (const troupe::stats& st : sys.shard_counters()) {
+      each.push_back(st.links);
+      all &= st.links == want;
+    }
+    if (all) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  return each;
+}
+
+/// This process's TCP sockets connected to 127.0.0.1:`port`.
+std::vector<int> sockets_to(std::uint16_t port) {
+  std::vector<int> fds;
+  for (int fd = 3; fd < 4096; ++fd) {
+    sockaddr_in sa{};
+    socklen_t len = sizeof sa;
+    if (::getpeername(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0 &&
+        sa.sin_family == AF_INET && ntohs(sa.sin_port) == port) {
+      fds.push_back(fd);
+    }
+  }
+  return fds;
+}
+
+/// Bytes sent on `fd` and acknowledged by the other end (TCP_INFO).
+std::uint64_t bytes_acked(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return 0;
+  return info.tcpi_bytes_acked;
+}
+
+}  // namespace
+
+TEST_CASE("each shard sends on its own connection to another engine, whatever the shard counts",
+          "[link][processes]") {
+  peer_test::register_messages();
+  // 3 shards here, 2 there: three connections, one per shard here; the
+  // other engine's shard 0 serves two of them.
+  peer p(peer_args(2, {"--shards", "2"}));
+  troupe::system_options o = engine_one({peer_port(p)});
+  o.shards = 3;
+  troupe::system sys(o);
+  REQUIRE(ask_until_linked(sys, p.echo, "up"));
+  CHECK(links_per_shard(sys, 1) == std::vector<std::uint64_t>{1, 1, 1});
+  CHECK(sockets_to(p.port).size() == 3);
+
+  constexpr std::uint64_t n = 200'000;
+  flood_stop = false;
+  const std::vector<std::uint64_t> before = [&] {
+    std::vector<std::uint64_t> v;
+    for (const troupe::stats& st : sys.shard_counters()) v.push_back(st.sent_remote);
+    return v;
+  }();
+  for (std::uint16_t sh = 0; sh < 3; ++sh) {
+    address s = sys.spawn<sender>(troupe::spawn_options{.shard = sh});
+    sys.tell(s, flood{p.counter, n});
+  }
+  peer_test::tally t{};
+  for (int i = 0; i < 6000 && t.received < 3 * n; ++i) {
+    t = sys.ask<peer_test::tally>(p.counter, peer_test::tally_query{}, 5s).value();
+    if (t.received < 3 * n) std::this_thread::sleep_for(10ms);
+  }
+  CHECK(t.received == 3 * n);
+  CHECK(t.out_of_order == 0);
+  // Each shard encoded its own sender's messages: none went by shard 0.
+  const std::vector<troupe::stats> after = sys.shard_counters();
+  for (std::size_t sh = 0; sh < 3; ++sh) {
+    INFO("shard " << sh);
+    CHECK(after[sh].sent_remote - before[sh] >= n);
+    CHECK(after[sh].sent_remote - before[sh] < n + 1000);
+  }
+}
+
 TEST_CASE("an address passed in a message is used from a third engine", "[link][processes]") {
   peer_test::register_messages();
   peer p2(peer_args(2));
@@ -214,15 +299,23 @@ TEST_CASE("garbage on the peer port closes that connection only", "[link][proces
   raw("GET / HTTP/1.0\r\n\r\n");  // not a troupe engine
   std::string old_hello("TRPE\x01\x00\x07\x00\x00\x00\x06\x00troupe", 18);
   raw(old_hello + std::string(32, 'n'));  // an engine of another protocol version
-  std::string hello("TRPE\x03\x00\x07\x00\x00\x00\x06\x00troupe", 18);
-  hello += std::string(32, 'n');
+  const std::string head("TRPE\x04\x00\x07\x00\x00\x00\x06\x00troupe", 18);
+  const std::string nonce(32, 'n');
+  // Then: shards, the connection's index in its group, the group.
+  const std::string hello = head + nonce + std::string("\x01\x00\x00\x00\x01\0\0\0\0\0\0\0", 12);
+  raw(head + nonce + std::string("\x00\x00\x00\x00\x01\0\0\0\0\0\0\0", 12));  // no shards
+  // A further connection of a group that was never opened.
+  raw(head + nonce + std::string("\x01\x00\x01\x00\x2a\0\0\0\0\0\0\0", 12));
   raw(hello + std::string("\xff\xff\xff\x7f\x01", 5));                  // an oversized frame
   raw(hello + std::string("\x10\x00\x00\x00\x01\x02\x01", 7));          // a truncated one
   raw(hello + std::string("\x04\x00\x00\x00\x04\x01\x00\x00\x00", 9));  // a short ack
   // An ack of more messages than were ever sent on that connection.
   raw(hello + std::string("\x08\x00\x00\x00\x04\x05\x00\x00\x00\x00\x00\x00\x00", 13));
   CHECK(p.proc.wait_for_output("bad magic", 5s));
-  CHECK(p.proc.wait_for_output("refused: protocol version 1, this engine speaks 3", 5s));
+  CHECK(p.proc.wait_for_output("refused: protocol version 1, this engine speaks 4", 5s));
+  CHECK(p.proc.wait_for_output("refused: a handshake with 0 shards", 5s));
+  CHECK(p.proc.wait_for_output(
+      "refused: connection 1 of a link from engine 7 that is not open here", 5s));
   CHECK(p.proc.wait_for_output("exceeds max_frame", 5s));
   CHECK(p.proc.wait_for_output("malformed input: an ack of 4 bytes (8 expected)", 5s));
   CHECK(p.proc.wait_for_output("malformed input: an ack of 5 messages; 0 were confirmed and 0 sent",
@@ -288,6 +381,53 @@ std::vector<troupe::terminated> notices(troupe::system& sys, address w, std::siz
 }
 
 }  // namespace
+
+TEST_CASE("the end of any one connection of a link ends the whole link, which comes back",
+          "[link][processes]") {
+  peer_test::register_messages();
+  peer_test::register_actors();
+  peer p(peer_args(2, {"--shards", "2"}));
+  troupe::system sys(engine_one({peer_port(p)}));
+  REQUIRE(ask_until_linked(sys, p.echo, "up"));
+  REQUIRE(links_per_shard(sys, 1) == std::vector<std::uint64_t>{1, 1});
+  const address target = sys.spawn_on(2, "peer_test.echo").value();
+  address w = sys.spawn<watcher>(troupe::spawn_options{.shard = 0});
+  REQUIRE(sys.ask<bool>(w, watch_this{target}, 5s).value());
+  // Shard 1's connection: the one that carried a flood from shard 1.
+  flood_stop = false;
+  constexpr std::uint64_t n = 100'000;
+  sys.tell(sys.spawn<sender>(troupe::spawn_options{.shard = 1}), flood{p.counter, n});
+  peer_test::tally t{};
+  for (int i = 0; i < 3000 && t.received < n; ++i) {
+    t = sys.ask<peer_test::tally>(p.counter, peer_test::tally_query{}, 5s).value();
+    if (t.received < n) std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(t.received == n);
+  std::vector<int> fds = sockets_to(p.port);
+  REQUIRE(fds.size() == 2);
+  const std::uint64_t sent0 = bytes_acked(fds[0]), sent1 = bytes_acked(fds[1]);
+  INFO("bytes sent: " << sent0 << " and " << sent1);
+  CHECK(std::max(sent0, sent1) > 1'000'000);  // 100,000 messages of 8 bytes and more
+  CHECK(std::min(sent0, sent1) < 100'000);    // asks, heartbeats, acks
+  // A slow answer is pending when the connection goes.
+  std::optional<troupe::errc> pending_code;
+  std::thread asker([&] {
+    auto r = sys.ask<int>(p.echo, peer_test::slow_echo{5000}, 10s);
+    pending_code = r ? std::optional<troupe::errc>{} : r.err().code();
+  });
+  std::this_thread::sleep_for(200ms);  // the ask is on its way
+  ::shutdown(sent0 > sent1 ? fds[0] : fds[1], SHUT_RDWR);
+  asker.join();
+  CHECK(pending_code == troupe::errc::peer_lost);  // at once, not at 5 s
+  auto got = notices(sys, w, 1);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].reason.rfind("engine lost: link to engine 2 lost: ", 0) == 0);
+  // The dial loop brings the whole link back.
+  auto again = ask_until_linked(sys, p.echo, "again");
+  REQUIRE(again);
+  CHECK(again.value().text == "again");
+  CHECK(links_per_shard(sys, 1) == std::vector<std::uint64_t>{1, 1});
+}
 
 TEST_CASE(
     "an actor type registered by name is spawned on another engine, and an unknown one is refused",

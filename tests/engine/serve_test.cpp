@@ -119,16 +119,17 @@ TEST_CASE("two troupe serve engines link with a shared secret; a third with anot
           "[binary][serve][link]") {
   const std::string good = write_file("good", "correct horse battery staple\n");
   const std::string bad = write_file("bad", "something else\n");
-  child_process a({TROUPE_BINARY, "serve", "--shards", "1", "--engine-id", "1", "--listen", "0",
+  // Two shards each: two connections, each through the handshake and proof.
+  child_process a({TROUPE_BINARY, "serve", "--shards", "2", "--engine-id", "1", "--listen", "0",
                    "--secret-file", good, "--heartbeat", "100", "--peer-timeout", "1000"});
   REQUIRE(a.wait_for_output("listening for peer engines on port", 10s));
   const std::string port = logged_port(a);
   REQUIRE_FALSE(port.empty());
-  child_process b({TROUPE_BINARY, "serve", "--shards", "1", "--engine-id", "2", "--peer",
+  child_process b({TROUPE_BINARY, "serve", "--shards", "2", "--engine-id", "2", "--peer",
                    "127.0.0.1:" + port, "--secret-file", good, "--heartbeat", "100",
                    "--peer-timeout", "1000"});
-  CHECK(b.wait_for_output("link to engine 1 (127.0.0.1:" + port + ") is up", 10s));
-  CHECK(a.wait_for_output("link to engine 2 (accepted) is up", 10s));
+  CHECK(b.wait_for_output("link to engine 1 (127.0.0.1:" + port + ") is up (2 connections)", 10s));
+  CHECK(a.wait_for_output("link to engine 2 (accepted) is up (2 connections)", 10s));
   child_process c({TROUPE_BINARY, "serve", "--shards", "1", "--engine-id", "3", "--peer",
                    "127.0.0.1:" + port, "--secret-file", bad});
   CHECK(a.wait_for_output("wrong secret", 10s));

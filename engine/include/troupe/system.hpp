@@ -35,6 +35,8 @@ struct stats {
   std::uint64_t restarts = 0;
   /// Messages handed to links to other engines (delivered there).
   std::uint64_t sent_remote = 0;
+  /// Connections to other engines served (a shard serves its own).
+  std::uint64_t links = 0;
   std::array<std::uint64_t, static_cast<std::size_t>(dead_reason::count_)> dead_by_reason{};
   std::uint64_t actors_live = 0;
   std::uint64_t actors_spawned = 0;
