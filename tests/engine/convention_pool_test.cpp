@@ -13,14 +13,12 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "modules/conv_work.hpp"
-#include "support/etcd.hpp"
-#include "support/process.hpp"
+#include "support/convention.hpp"
 #include "troupe/convention_pool.hpp"
 #include "troupe/module.hpp"
 #include "troupe/troupe.hpp"
@@ -29,68 +27,19 @@ using namespace std::chrono_literals;
 using conv_test::work;
 using conv_test::work_done;
 using troupe::convention_pool_stats;
+using troupe::test::engine_process;
+using troupe::test::free_port;
+using troupe::test::member_options;
+using troupe::test::wait_members_linked;
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
 
 /// A `troupe serve` engine of the convention, with the conv test module.
-struct engine_process {
-  troupe::test::child_process proc;
-
-  engine_process(std::uint32_t id, const std::string& listen, const std::string& leader,
-                 const std::string& capabilities)
-      : proc({TROUPE_BINARY, "serve",          "--shards",
-              "1",           "--engine-id",    std::to_string(id),
-              "--listen",    listen,           "--convention",
-              leader,        "--capabilities", capabilities,
-              "--admin",     "127.0.0.1:0",    "--heartbeat",
-              "100",         "--peer-timeout", "1000",
-              "--module",    TEST_CONV_MODULE}) {
-    REQUIRE(proc.wait_for_output("admin endpoint on http://", 10s));
-    REQUIRE(proc.wait_for_output("the convention", 10s));
-  }
-};
-
-troupe::system_options member_options(std::uint32_t id, const std::string& leader) {
-  troupe::system_options o;
-  o.engine_id = id;
-  o.shards = 2;
-  o.listen = "127.0.0.1:0";
-  o.convention_leader = leader;
-  o.capabilities = {{"zone", "test"}};
-  o.heartbeat = 100ms;
-  o.peer_timeout = 1s;
-  o.load_every = 100ms;
-  return o;
-}
-
-std::vector<std::uint32_t> member_ids(troupe::system& sys) {
-  std::vector<std::uint32_t> ids;
-  if (auto m = sys.members(); m) {
-    for (const auto& one : m.value()) ids.push_back(one.engine);
-  }
-  std::sort(ids.begin(), ids.end());
-  return ids;
-}
-
-/// Waits (bounded) until the convention lists exactly `want` and this
-/// engine's links to all of them are up: placement uses linked members only.
-bool wait_members(troupe::system& sys, const std::vector<std::uint32_t>& want,
-                  std::chrono::milliseconds limit) {
-  const auto end = clock_type::now() + limit;
-  while (clock_type::now() < end) {
-    if (member_ids(sys) == want) {
-      const std::vector<std::uint32_t> linked = sys.engines();
-      bool all = true;
-      for (std::uint32_t e : want) {
-        all = all && std::find(linked.begin(), linked.end(), e) != linked.end();
-      }
-      if (all) return true;
-    }
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
+engine_process member(std::uint32_t id, const std::string& listen, const std::string& leader,
+                      const std::string& capabilities) {
+  return engine_process(id, listen, leader, capabilities, {"--module", TEST_CONV_MODULE});
 }
 
 /// Loads the conv module here too (its work messages must be known to
@@ -102,6 +51,20 @@ struct module_here {
   ~module_here() {
     if (loaded) (void)sys.unload_module("test.conv", true);
   }
+};
+
+/// A convention of a leader (engine 1, zone a), two members the pools
+/// fit (engines 2 and 3, zone b) and this process as engine 9, which holds
+/// the pools; the constructor returns once all of them are linked.
+struct leader_and_two_members {
+  std::string leader = "127.0.0.1:" + std::to_string(free_port());
+  engine_process lead = member(1, leader, leader, R"({"zone": "a"})");
+  engine_process m2 = member(2, "127.0.0.1:0", leader, R"({"zone": "b"})");
+  engine_process m3 = member(3, "127.0.0.1:0", leader, R"({"zone": "b"})");
+  troupe::system sys{member_options(9, leader, {{"zone", "test"}})};
+  module_here mod{sys};
+
+  leader_and_two_members() { REQUIRE(wait_members_linked(sys, {1, 2, 3, 9}, 10s)); }
 };
 
 troupe::convention_pool_options pool_options(std::uint32_t max_workers) {
@@ -262,7 +225,7 @@ using cpool_test::local_worker;
 namespace {
 
 troupe::system_options lone_options() {
-  const std::string addr = "127.0.0.1:" + std::to_string(troupe::test::free_ports(1).front());
+  const std::string addr = "127.0.0.1:" + std::to_string(free_port());
   troupe::system_options o;
   o.engine_id = 1;
   o.shards = 2;
@@ -279,7 +242,7 @@ TEST_CASE("a convention pool on one engine grows under load, answers every ask, 
   troupe::register_actor<local_worker>("test.cpool.worker");
   load_stats load;
   troupe::system sys(lone_options());
-  REQUIRE(wait_members(sys, {1}, 5s));
+  REQUIRE(wait_members_linked(sys, {1}, 5s));
   auto o = pool_options(4);
   o.grow_at = 2;
   auto pool = troupe::spawn_convention_pool<job>(sys, "test.cpool.worker", nullptr, o);
@@ -320,7 +283,7 @@ TEST_CASE("a convention pool refuses bad options, unknown types and predicates n
           "[convention][pool]") {
   troupe::register_actor<local_worker>("test.cpool.worker");
   troupe::system sys(lone_options());
-  REQUIRE(wait_members(sys, {1}, 5s));
+  REQUIRE(wait_members_linked(sys, {1}, 5s));
   auto spawn = [&](std::string type, troupe::convention_pool_options o) {
     return troupe::spawn_convention_pool<job>(sys, std::move(type), nullptr, std::move(o));
   };
@@ -395,14 +358,9 @@ TEST_CASE("a convention pool refuses bad options, unknown types and predicates n
 
 TEST_CASE("a convention pool under load grows from one worker onto the members",
           "[convention][pool][processes]") {
-  const std::string leader = "127.0.0.1:" + std::to_string(troupe::test::free_ports(1).front());
-  engine_process lead(1, leader, leader, R"({"zone": "a"})");
-  engine_process m2(2, "127.0.0.1:0", leader, R"({"zone": "b"})");
-  engine_process m3(3, "127.0.0.1:0", leader, R"({"zone": "b"})");
-  load_stats load;
-  troupe::system sys(member_options(9, leader));
-  module_here mod(sys);
-  REQUIRE(wait_members(sys, {1, 2, 3, 9}, 10s));
+  load_stats load;  // outlives the engine, whose clients count in it
+  leader_and_two_members c;
+  troupe::system& sys = c.sys;
 
   auto pool =
       troupe::spawn_convention_pool<work>(sys, "conv.busy_worker", nullptr, pool_options(6));
@@ -447,14 +405,9 @@ TEST_CASE("a convention pool under load grows from one worker onto the members",
 
 TEST_CASE("a fourth member joins under load and receives work within seconds",
           "[convention][pool][processes]") {
-  const std::string leader = "127.0.0.1:" + std::to_string(troupe::test::free_ports(1).front());
-  engine_process lead(1, leader, leader, R"({"zone": "a"})");
-  engine_process m2(2, "127.0.0.1:0", leader, R"({"zone": "b"})");
-  engine_process m3(3, "127.0.0.1:0", leader, R"({"zone": "b"})");
-  load_stats load;
-  troupe::system sys(member_options(9, leader));
-  module_here mod(sys);
-  REQUIRE(wait_members(sys, {1, 2, 3, 9}, 10s));
+  load_stats load;  // outlives the engine, whose clients count in it
+  leader_and_two_members c;
+  troupe::system& sys = c.sys;
 
   // At its maximum over the two members, and under load.
   auto pool =
@@ -467,7 +420,7 @@ TEST_CASE("a fourth member joins under load and receives work within seconds",
   REQUIRE(full);
 
   const auto t0 = clock_type::now();
-  engine_process m4(4, "127.0.0.1:0", leader, R"({"zone": "b"})");
+  auto m4 = member(4, "127.0.0.1:0", c.leader, R"({"zone": "b"})");
   auto [used, after] = wait_stats(
       sys, pool.value(),
       [](const auto& st) {
@@ -494,14 +447,9 @@ TEST_CASE(
     "a member killed under load: its workers are dropped, their asks fail with peer_lost, "
     "and the pool serves on and grows back",
     "[convention][pool][processes]") {
-  const std::string leader = "127.0.0.1:" + std::to_string(troupe::test::free_ports(1).front());
-  engine_process lead(1, leader, leader, R"({"zone": "a"})");
-  auto m2 = std::make_unique<engine_process>(2, "127.0.0.1:0", leader, R"({"zone": "b"})");
-  engine_process m3(3, "127.0.0.1:0", leader, R"({"zone": "b"})");
-  load_stats load;
-  troupe::system sys(member_options(9, leader));
-  module_here mod(sys);
-  REQUIRE(wait_members(sys, {1, 2, 3, 9}, 10s));
+  load_stats load;  // outlives the engine, whose clients count in it
+  leader_and_two_members c;
+  troupe::system& sys = c.sys;
 
   auto pool =
       troupe::spawn_convention_pool<work>(sys, "conv.busy_worker", nullptr, pool_options(6));
@@ -517,7 +465,7 @@ TEST_CASE(
   REQUIRE(spread);
   const std::uint32_t on_two = on_engine(s, 2);
 
-  m2->proc.signal(SIGKILL);
+  c.m2.proc.signal(SIGKILL);
   const auto t0 = clock_type::now();
   auto [dropped, after] = wait_stats(
       sys, pool.value(), [](const auto& st) { return on_engine(st, 2) == 0; }, 5s);
@@ -538,7 +486,7 @@ TEST_CASE(
   }
   CHECK(load.answered > answered + 100);
   REQUIRE(stop_load(load, 10s));
-  m2->proc.wait_exit(10s);
+  c.m2.proc.wait_exit(10s);
   INFO(describe(load));
   // Every ask ended: answered, or failed with peer_lost (none waited for
   // its timeout).

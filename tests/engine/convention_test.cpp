@@ -5,8 +5,6 @@
 
 #include <catch2/catch.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -18,57 +16,21 @@
 #include <thread>
 #include <vector>
 
+#include "support/convention.hpp"
 #include "support/etcd.hpp"
-#include "support/process.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
 using troupe::convention_update;
 using change = troupe::convention_update::change;
+using troupe::test::cli;
+using troupe::test::engine_process;
+using troupe::test::free_port;
+using troupe::test::member_options;
+using troupe::test::wait_linked;
+using troupe::test::wait_members;
 
 namespace {
-
-/// A port that was free a moment ago (for a leader, whose address the
-/// members must know before it starts).
-std::uint16_t free_port() { return troupe::test::free_ports(1).front(); }
-
-/// A `troupe serve` engine of the convention, and its admin endpoint.
-struct engine_process {
-  troupe::test::child_process proc;
-  std::string admin;
-
-  engine_process(std::uint32_t id, const std::string& listen, const std::string& leader,
-                 const std::string& capabilities, std::vector<std::string> extra = {})
-      : proc(args(id, listen, leader, capabilities, std::move(extra))) {
-    REQUIRE(proc.wait_for_output("admin endpoint on http://", 10s));
-    REQUIRE(proc.wait_for_output("the convention", 10s));
-    std::smatch m;
-    const std::string out = proc.output();
-    REQUIRE(std::regex_search(out, m, std::regex("admin endpoint on http://([0-9.]+:[0-9]+)")));
-    admin = m[1];
-  }
-
-  static std::vector<std::string> args(std::uint32_t id, const std::string& listen,
-                                       const std::string& leader, const std::string& caps,
-                                       std::vector<std::string> extra) {
-    // An etcd URL: membership kept there; else the leader's address.
-    const std::string flag = leader.rfind("etcd://", 0) == 0 ? "--membership" : "--convention";
-    std::vector<std::string> a = {
-        TROUPE_BINARY, "serve",       "--shards",    "1",    "--engine-id",    std::to_string(id),
-        "--listen",    listen,        flag,          leader, "--capabilities", caps,
-        "--admin",     "127.0.0.1:0", "--heartbeat", "100",  "--peer-timeout", "1000"};
-    a.insert(a.end(), extra.begin(), extra.end());
-    return a;
-  }
-};
-
-/// Runs the troupe CLI; returns its exit code and output.
-std::pair<int, std::string> cli(std::vector<std::string> args) {
-  args.insert(args.begin(), TROUPE_BINARY);
-  troupe::test::child_process p(std::move(args));
-  auto status = p.wait_exit(20s);
-  return {status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, p.output()};
-}
 
 /// What the subscribed actor has seen.
 struct seen_updates {
@@ -89,12 +51,7 @@ struct seen_updates {
   /// Waits (bounded) until `what` for `engine` is seen after index `from`.
   bool wait_for(change what, std::uint32_t engine, std::chrono::milliseconds limit,
                 std::size_t from = 0) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      if (has(what, engine, from)) return true;
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
+    return troupe::test::eventually([&] { return has(what, engine, from); }, limit, 10ms);
   }
 };
 seen_updates updates;
@@ -115,50 +72,6 @@ std::string module_copy(const std::string& dir_name) {
   std::filesystem::copy_file(TEST_CONV_MODULE, to,
                              std::filesystem::copy_options::overwrite_existing);
   return to.string();
-}
-
-std::vector<std::uint32_t> member_ids(troupe::system& sys) {
-  std::vector<std::uint32_t> ids;
-  if (auto m = sys.members(); m) {
-    for (const auto& one : m.value()) ids.push_back(one.engine);
-  }
-  std::sort(ids.begin(), ids.end());
-  return ids;
-}
-
-bool wait_members(troupe::system& sys, const std::vector<std::uint32_t>& want,
-                  std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (member_ids(sys) == want) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
-}
-
-/// Waits (bounded) until this engine's links are up to exactly these engines (and itself).
-bool wait_linked(troupe::system& sys, const std::vector<std::uint32_t>& want,
-                 std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (sys.engines() == want) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return false;
-}
-
-troupe::system_options member_options(std::uint32_t id, const std::string& leader,
-                                      nlohmann::json caps) {
-  troupe::system_options o;
-  o.engine_id = id;
-  o.shards = 2;
-  o.listen = "127.0.0.1:0";
-  o.convention_leader = leader;
-  o.capabilities = std::move(caps);
-  o.heartbeat = 100ms;
-  o.peer_timeout = 1s;
-  o.load_every = 100ms;
-  return o;
 }
 
 troupe::place_options where(nlohmann::json requirements, bool prefer_local = true) {

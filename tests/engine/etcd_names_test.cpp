@@ -14,13 +14,15 @@
 #include <vector>
 
 #include "etcd_client.hpp"
+#include "support/convention.hpp"
 #include "support/etcd.hpp"
-#include "support/process.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
 using troupe::address;
 using troupe::errc;
+using troupe::test::eventually;
+using troupe::test::member_ids;
 
 namespace {
 
@@ -106,25 +108,6 @@ void load_test_module(troupe::system& sys) {
 
 troupe::result<address> spawn_here(troupe::system& sys, const std::string& name) {
   return sys.spawn_type("conv.locator", nullptr, troupe::spawn_options{}, name);
-}
-
-std::vector<std::uint32_t> member_ids(troupe::system& sys) {
-  std::vector<std::uint32_t> ids;
-  if (auto m = sys.members(); m) {
-    for (const auto& one : m.value()) ids.push_back(one.engine);
-  }
-  std::sort(ids.begin(), ids.end());
-  return ids;
-}
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return pred();
 }
 
 /// The address etcd binds `name` to (parsed from its value), or null.

@@ -13,6 +13,7 @@
 
 #include "etcd_client.hpp"
 #include "support/etcd.hpp"
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
 using troupe::errc;
@@ -20,6 +21,7 @@ using troupe::internal::etcd_client;
 using troupe::internal::etcd_event;
 using troupe::internal::parse_etcd_url;
 using troupe::test::etcd_cluster;
+using troupe::test::eventually;
 
 namespace {
 
@@ -64,16 +66,6 @@ class watch_log {
   std::vector<std::string> errors_;
   bool final_ = false;
 };
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return pred();
-}
 
 }  // namespace
 

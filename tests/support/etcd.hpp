@@ -2,10 +2,7 @@
 // Test helper: a real etcd (one node or a 3-node cluster) on 127.0.0.1, on
 // free ports, with its data under /tmp; each node is ended by its PID.
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,33 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include "support/ports.hpp"
 #include "support/process.hpp"
 
 namespace troupe::test {
-
-/// `n` distinct TCP ports on 127.0.0.1 that were free a moment ago (each is
-/// held until all are picked, so they differ).
-inline std::vector<std::uint16_t> free_ports(std::size_t n) {
-  std::vector<int> fds;
-  std::vector<std::uint16_t> ports;
-  for (std::size_t i = 0; i < n; ++i) {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-      for (int f : fds) close(f);
-      if (fd >= 0) close(fd);
-      throw std::runtime_error("free_ports: cannot bind a socket on 127.0.0.1");
-    }
-    fds.push_back(fd);
-    ports.push_back(ntohs(a.sin_port));
-  }
-  for (int f : fds) close(f);
-  return ports;
-}
 
 /// Where etcd is: $TROUPE_ETCD, else /usr/bin/etcd (Debian's etcd-server).
 inline std::string etcd_binary() {

@@ -1,0 +1,119 @@
+#pragma once
+// Test helper: a convention of engines on 127.0.0.1 — `troupe serve`
+// processes (ended by their PID), the troupe CLI against their admin
+// endpoints, and what a troupe::system in the test process sees of its
+// convention. For the tests built into troupe_tests (TROUPE_BINARY).
+
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <regex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "support/ports.hpp"
+#include "support/process.hpp"
+#include "support/wait.hpp"
+#include "troupe/troupe.hpp"
+
+namespace troupe::test {
+
+/// A `troupe serve` engine of a convention (one shard, heartbeats every
+/// 100 ms, peers lost after 1 s), and its admin endpoint. `leader` is the
+/// leader's "host:port", or an etcd URL (etcd://...) to keep the
+/// membership there; `extra` flags follow (a later --peer-timeout wins).
+/// The constructor returns once the engine has joined the convention.
+struct engine_process {
+  child_process proc;
+  std::string admin;  ///< "127.0.0.1:PORT"
+
+  engine_process(std::uint32_t id, const std::string& listen, const std::string& leader,
+                 const std::string& capabilities, std::vector<std::string> extra = {})
+      : proc(args(id, listen, leader, capabilities, std::move(extra))) {
+    using namespace std::chrono_literals;
+    REQUIRE(proc.wait_for_output("admin endpoint on http://", 10s));
+    REQUIRE(proc.wait_for_output("the convention", 10s));
+    std::smatch m;
+    const std::string out = proc.output();
+    REQUIRE(std::regex_search(out, m, std::regex("admin endpoint on http://([0-9.]+:[0-9]+)")));
+    admin = m[1];
+  }
+
+  static std::vector<std::string> args(std::uint32_t id, const std::string& listen,
+                                       const std::string& leader, const std::string& caps,
+                                       std::vector<std::string> extra) {
+    const std::string flag = leader.starts_with("etcd://") ? "--membership" : "--convention";
+    std::vector<std::string> a = {
+        TROUPE_BINARY, "serve",       "--shards",    "1",    "--engine-id",    std::to_string(id),
+        "--listen",    listen,        flag,          leader, "--capabilities", caps,
+        "--admin",     "127.0.0.1:0", "--heartbeat", "100",  "--peer-timeout", "1000"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+};
+
+/// Runs the troupe CLI (bounded: 20 s); its exit code (-1: it did not end)
+/// and its output.
+inline std::pair<int, std::string> cli(std::vector<std::string> args) {
+  args.insert(args.begin(), TROUPE_BINARY);
+  child_process p(std::move(args));
+  auto status = p.wait_exit(std::chrono::seconds(20));
+  return {status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, p.output()};
+}
+
+/// Options for a troupe::system that is one more member of the convention
+/// led at `leader`: two shards, links on a free port, the timings of
+/// engine_process, and its load told every 100 ms. For a convention kept
+/// in etcd, pass an empty leader and set `membership`.
+inline system_options member_options(std::uint32_t id, const std::string& leader,
+                                     nlohmann::json caps) {
+  using namespace std::chrono_literals;
+  system_options o;
+  o.engine_id = id;
+  o.shards = 2;
+  o.listen = "127.0.0.1:0";
+  o.convention_leader = leader;
+  o.capabilities = std::move(caps);
+  o.heartbeat = 100ms;
+  o.peer_timeout = 1s;
+  o.load_every = 100ms;
+  return o;
+}
+
+/// The engines `sys` counts as members (itself too), sorted; empty if it
+/// cannot tell.
+inline std::vector<std::uint32_t> member_ids(troupe::system& sys) {
+  std::vector<std::uint32_t> ids;
+  if (auto m = sys.members(); m) {
+    for (const auto& one : m.value()) ids.push_back(one.engine);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+/// Waits (bounded) until `sys` counts exactly `want` as members.
+inline bool wait_members(troupe::system& sys, const std::vector<std::uint32_t>& want,
+                         std::chrono::milliseconds limit) {
+  return eventually([&] { return member_ids(sys) == want; }, limit);
+}
+
+/// Waits (bounded) until `sys` has links up to exactly these engines (and
+/// itself, which `want` lists too).
+inline bool wait_linked(troupe::system& sys, const std::vector<std::uint32_t>& want,
+                        std::chrono::milliseconds limit) {
+  return eventually([&] { return sys.engines() == want; }, limit);
+}
+
+/// Waits (bounded) until `sys` counts exactly `want` as members and has
+/// links up to each of them.
+inline bool wait_members_linked(troupe::system& sys, const std::vector<std::uint32_t>& want,
+                                std::chrono::milliseconds limit) {
+  return eventually([&] { return member_ids(sys) == want && sys.engines() == want; }, limit);
+}
+
+}  // namespace troupe::test
