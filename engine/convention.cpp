@@ -229,6 +229,8 @@ class convention_agent
     if (link_table* links = this_shard->links()) links->set_agent(self());
     if (opts_.in_etcd) {
       spdlog::info("engine {}: joining the convention kept in etcd", me_.info.engine);
+      refresh_own_load();
+      sys_->join_membership(me_);  // its record goes in now, not when the engine started
     } else {
       spdlog::info("engine {}: {} the convention at {}", me_.info.engine,
                    opts_.is_leader ? "leading" : "joining", opts_.leader);

@@ -29,28 +29,38 @@ std::optional<member_record> decode(const std::string& bytes) {
 }  // namespace
 
 etcd_membership::etcd_membership(system_impl& sys, std::vector<std::string> endpoints,
-                                 std::string convention, member_record me, duration ttl)
-    : sys_(sys), client_(std::move(endpoints), std::chrono::milliseconds(3000)),
-      prefix_("/troupe/" + convention + "/members/"),
-      key_(prefix_ + std::to_string(me.info.engine)),
+                                 std::string convention, std::uint32_t engine, duration ttl)
+    : sys_(sys), client_(std::move(endpoints), std::chrono::milliseconds(3000)), engine_(engine),
+      prefix_("/troupe/" + convention + "/members/"), key_(prefix_ + std::to_string(engine)),
       ttl_(std::max<std::chrono::seconds>(std::chrono::seconds(2),
-                                          std::chrono::ceil<std::chrono::seconds>(ttl))),
-      me_(std::move(me)) {
+                                          std::chrono::ceil<std::chrono::seconds>(ttl))) {
   thread_ = std::thread([this] { run(); });
 }
 
-etcd_membership::~etcd_membership() {
+etcd_membership::~etcd_membership() { close(); }
+
+void etcd_membership::close() {
   {
     std::lock_guard g(lock_);
-    stopping_ = true;
+    if (closed_) return;
+    closed_ = stopping_ = true;
   }
   wake_.notify_all();
   thread_.join();
   watch_.reset();
-  if (lease_ > 0) {
-    (void)client_.remove(key_);  // it left: the others see its record go at once
-    (void)client_.revoke(lease_);
+  if (registered_) (void)client_.remove(key_);  // it left: the others see its record go at once
+  if (lease_ > 0) (void)client_.revoke(lease_);
+}
+
+void etcd_membership::join(const member_record& me) {
+  {
+    std::lock_guard g(lock_);
+    if (stopping_) return;
+    me_ = me;
+    dirty_ = true;
+    joined_ = true;
   }
+  wake_.notify_all();
 }
 
 void etcd_membership::update(const member_record& me) {
@@ -63,69 +73,94 @@ void etcd_membership::update(const member_record& me) {
 }
 
 bool etcd_membership::register_here() {
-  auto lease = client_.grant_lease(ttl_);
-  if (!lease) {
-    spdlog::warn("engine {}: membership in etcd: {}", me_.info.engine, lease.err().describe());
-    return false;
+  std::int64_t lease = 0;
+  {
+    std::lock_guard g(lock_);
+    lease = lease_;
   }
-  // A record of this engine id on a lease this process never held: an
-  // earlier run of this engine (killed, restarted with the same id) whose
-  // lease has not expired yet. Its actors are gone: revoke it, so that its
-  // names are free now rather than when the lease runs out.
-  if (auto old = client_.read(key_); old && old->kv && old->kv->lease != 0 &&
-                                     old->kv->lease != mine_ && old->kv->lease != *lease) {
-    if (auto revoked = client_.revoke(old->kv->lease); revoked) {
-      spdlog::info("engine {}: revoked lease {} of an earlier run of engine {} (its names go now)",
-                   me_.info.engine, old->kv->lease, me_.info.engine);
+  if (lease <= 0) {
+    auto granted = client_.grant_lease(ttl_);
+    if (!granted) {
+      spdlog::warn("engine {}: membership in etcd: {}", engine_, granted.err().describe());
+      return false;
     }
+    // A record of this engine id on a lease this process never held: an
+    // earlier run of this engine (killed, restarted with the same id) whose
+    // lease has not expired yet. Its actors are gone: revoke it, so that its
+    // names are free now rather than when the lease runs out.
+    if (auto old = client_.read(key_); old && old->kv && old->kv->lease != 0 &&
+                                       old->kv->lease != mine_ && old->kv->lease != *granted) {
+      if (auto revoked = client_.revoke(old->kv->lease); revoked) {
+        spdlog::info(
+            "engine {}: revoked lease {} of an earlier run of engine {} (its names go now)",
+            engine_, old->kv->lease, engine_);
+      }
+    }
+    lease = *granted;
+    mine_ = lease;
+    {
+      std::lock_guard g(lock_);
+      lease_ = lease;
+      registered_ = false;
+    }
+    if (etcd_names* names = sys_.names_in_etcd()) names->set_lease(lease);
   }
   std::string record;
   {
     std::lock_guard g(lock_);
+    if (!joined_) return true;  // the lease is kept alive; the record waits for join()
     record = encode(me_);
     dirty_ = false;
   }
-  if (auto put = client_.put(key_, record, *lease); !put) {
-    spdlog::warn("engine {}: membership in etcd: {}", me_.info.engine, put.err().describe());
+  if (auto put = client_.put(key_, record, lease); !put) {
+    spdlog::warn("engine {}: membership in etcd: {}", engine_, put.err().describe());
+    if (put.err().code() == errc::not_found) {  // the lease expired meanwhile: take another
+      {
+        std::lock_guard g(lock_);
+        lease_ = 0;
+      }
+      if (etcd_names* names = sys_.names_in_etcd()) names->set_lease(0);
+    }
     return false;
   }
   auto all = client_.range_prefix(prefix_);
   if (!all) {
-    spdlog::warn("engine {}: membership in etcd: {}", me_.info.engine, all.err().describe());
+    spdlog::warn("engine {}: membership in etcd: {}", engine_, all.err().describe());
     return false;
   }
-  lease_ = *lease;
-  mine_ = *lease;
-  if (etcd_names* names = sys_.names_in_etcd()) names->set_lease(*lease);
   {
     std::lock_guard g(lock_);
     table_.clear();
     for (const etcd_kv& kv : all->kvs) {
       if (auto r = decode(kv.value)) table_[r->info.engine] = *r;
     }
+    registered_ = true;
   }
   post_view({});
   watch_.reset();
   watch_ = client_.watch_prefix(
       prefix_, all->revision + 1, [this](const std::vector<etcd_event>& e) { on_events(e); },
       [this](const error& e, bool final) {
-        spdlog::warn("engine {}: membership watch: {}{}", me_.info.engine, e.describe(),
+        spdlog::warn("engine {}: membership watch: {}{}", engine_, e.describe(),
                      final ? " (registering again)" : "");
         if (final) {
           std::lock_guard g(lock_);
           lease_ = -1;  // the loop registers again and reads the table afresh
+          registered_ = false;
           wake_.notify_all();
         }
       });
-  spdlog::info("engine {}: registered in etcd as {} (lease {}, ttl {} s)", me_.info.engine, key_,
-               lease_, ttl_.count());
+  spdlog::info("engine {}: registered in etcd as {} (lease {}, ttl {} s)", engine_, key_, lease,
+               ttl_.count());
   return true;
 }
 
 void etcd_membership::run() {
   std::unique_lock g(lock_);
+  // Registering is due: no lease yet, or joined and the record not in etcd.
+  auto due = [&] { return lease_ <= 0 || (joined_ && !registered_); };
   while (!stopping_) {
-    if (lease_ <= 0) {
+    if (due()) {
       g.unlock();
       const bool ok = register_here();
       g.lock();
@@ -134,19 +169,21 @@ void etcd_membership::run() {
         continue;
       }
     }
-    wake_.wait_for(g, ttl_ / 3, [&] { return stopping_ || dirty_ || lease_ <= 0; });
-    if (stopping_ || lease_ <= 0) continue;
+    // A record changed before the engine joined waits for the join.
+    wake_.wait_for(g, ttl_ / 3, [&] { return stopping_ || (dirty_ && registered_) || due(); });
+    if (stopping_ || due()) continue;
     const std::int64_t lease = lease_;
-    const bool put = dirty_;
-    const std::string record = encode(me_);
-    dirty_ = false;
+    const bool put = dirty_ && registered_;
+    const std::string record = put ? encode(me_) : std::string();
+    if (put) dirty_ = false;
     g.unlock();
     if (put) (void)client_.put(key_, record, lease);
     auto alive = client_.keep_alive(lease);
     g.lock();
     if (!alive && alive.err().code() == errc::not_found) {
-      spdlog::warn("engine {}: its etcd lease expired; registering again", me_.info.engine);
+      spdlog::warn("engine {}: its etcd lease expired; registering again", engine_);
       lease_ = 0;
+      registered_ = false;
       if (etcd_names* names = sys_.names_in_etcd()) names->set_lease(0);
     }
   }
@@ -176,12 +213,13 @@ void etcd_membership::on_events(const std::vector<etcd_event>& events) {
 
 void etcd_membership::post_view(std::vector<conv_view::gone_entry> gone) {
   conv_view v;
+  address agent;
   {
     std::lock_guard g(lock_);
     for (const auto& [engine, r] : table_) v.members.push_back(r);
+    agent = me_.agent;  // the agent that joined; the system may not hold its address yet
   }
   v.gone = std::move(gone);
-  const address agent = sys_.convention_agent();
   if (agent.is_null() || sys_.stopped()) return;
   sys_.outside_send(make_envelope(std::move(v), address{}, agent));
 }

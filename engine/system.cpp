@@ -66,19 +66,13 @@ system_impl::system_impl(system_options options) : options_(options) {
     convention_->advertise = options_.advertise.empty()
                                  ? listen_host_ + ":" + std::to_string(listen_port_)
                                  : options_.advertise;
-    member_record me;
-    me.info.engine = options_.engine_id;
-    me.info.link_address = convention_->advertise;
-    me.info.capabilities = convention_->capabilities;
-    me.info.shards = static_cast<std::uint32_t>(shards_.size());
-    const bool in_etcd = convention_->in_etcd;
+    if (convention_->in_etcd) {
+      // Before the agent, which hands it this engine's record when it joins.
+      membership_ = std::make_unique<etcd_membership>(*this, etcd_endpoints_, options_.convention,
+                                                      options_.engine_id, options_.peer_timeout);
+    }
     agent_ = start_convention_agent(*this, std::move(*convention_));
     convention_.reset();
-    if (in_etcd) {
-      me.agent = agent_;
-      membership_ = std::make_unique<etcd_membership>(*this, etcd_endpoints_, options_.convention,
-                                                      std::move(me), options_.peer_timeout);
-    }
   }
 }
 
@@ -478,7 +472,9 @@ void system_impl::stop() {
   if (stopped()) return;
   // The names in etcd answer their queued requests while the shards run.
   if (names_) names_->close();
-  membership_.reset();  // its record leaves etcd first: the others see it go
+  // Its record leaves etcd first: the others see it go. Closed, not freed:
+  // the agent may still hand it a record while the shards run.
+  if (membership_) membership_->close();
   const shutdown_phase steps[] = {shutdown_phase::exit_requests, shutdown_phase::cancel_waits,
                                   shutdown_phase::closed};
   if (options_.inline_mode) {
@@ -596,6 +592,10 @@ spdlog::level::level_enum spdlog_level(log_level l) noexcept {
   static constexpr spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info,
                                                          spdlog::level::warn, spdlog::level::err};
   return levels[static_cast<int>(l) & 3];
+}
+
+void system_impl::join_membership(const member_record& me) {
+  if (membership_) membership_->join(me);
 }
 
 void system_impl::publish_member(const member_record& me) {

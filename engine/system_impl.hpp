@@ -213,6 +213,9 @@ class system_impl {
   /// The directory's names when they live in etcd (--membership etcd://...);
   /// null otherwise. Set before the shards run. Any thread.
   etcd_names* names_in_etcd() const noexcept { return names_.get(); }
+  /// This engine joins the convention as `me`: its record goes into etcd
+  /// (when membership is there). Any thread.
+  void join_membership(const member_record& me);
   /// This engine's record changed: etcd hears of it (when membership is there).
   void publish_member(const member_record& me);
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
