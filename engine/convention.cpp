@@ -45,14 +45,29 @@ struct load_tick {};
 struct candidate {
   std::uint32_t engine;
   address agent;  ///< null for this engine
+  /// A member known from the view whose link was not up yet: the placer
+  /// waits for the link until then. Default: linked.
+  time_point link_due{};
 };
 
-/// One placement: tries the candidates in turn, sending the type's module
-/// to one that lacks it, and answers the asker. One per request, so that a
-/// slow member or a module in transit holds up nothing else.
+/// How often a placer looks whether the link it waits for is up.
+constexpr auto link_poll = std::chrono::milliseconds(5);
+
+/// Why a member known from the view was not placed on.
+std::string no_link(std::uint32_t engine, duration waited) {
+  return "engine " + std::to_string(engine) + " is a member, but no link to it came within " +
+         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
+         " ms";
+}
+
+/// One placement: tries the candidates in turn, waiting for the link to
+/// one that has none yet (bounded) and sending the type's module to one
+/// that lacks it, and answers the asker. One per request, so that a slow
+/// member, a link coming up or a module in transit holds up nothing else.
 class placer : public actor<placer, place_request, place_among_request> {
  public:
-  placer(std::vector<candidate> c, std::uint32_t home) : candidates_(std::move(c)), home_(home) {}
+  placer(std::vector<candidate> c, std::uint32_t home, duration link_wait)
+      : candidates_(std::move(c)), home_(home), link_wait_(link_wait) {}
 
   task<result<address>> on(const place_request& r) { return place(r); }
   task<result<address>> on(const place_among_request& r) { return place(r.request); }
@@ -60,28 +75,18 @@ class placer : public actor<placer, place_request, place_among_request> {
  private:
   // A copy: the message ends with the handler.
   task<result<address>> place(place_request req) {
+    req_ = std::move(req);
     std::string tried;
     errc last = errc::peer_lost;
     for (const candidate& c : candidates_) {
-      result<address> a = co_await spawn_type_on(c.engine, req.type, req.args, req.options.spawn,
-                                                 req.options.timeout);
-      if (!a && a.err().code() == errc::not_found && c.engine != home_) {
-        // That engine lacks the type: send it the module that has it here.
-        result<done> sent = co_await send_module(c, req.type, req.options.timeout);
-        if (sent) {
-          a = co_await spawn_type_on(c.engine, req.type, req.args, req.options.spawn,
-                                     req.options.timeout);
-        } else {
-          a = sent.err();
-        }
-      }
+      result<address> a = co_await place_on(c);
       if (a || (a.err().code() != errc::peer_lost && a.err().code() != errc::not_found &&
                 a.err().code() != errc::misuse)) {
         stop();
         co_return a;  // placed, or it failed for a reason another member would share
       }
-      // That member cannot take it (gone, lacks the type, refused the
-      // module): the next one may.
+      // That member cannot take it (gone, not linked, lacks the type,
+      // refused the module): the next one may.
       if (candidates_.size() == 1) {
         stop();
         co_return a;
@@ -90,7 +95,41 @@ class placer : public actor<placer, place_request, place_among_request> {
       tried += (tried.empty() ? "" : "; ") + a.err().describe();
     }
     stop();
-    co_return error(last, "no member that fits could take '" + req.type + "': " + tried);
+    co_return error(last, "no member that fits could take '" + req_.type + "': " + tried);
+  }
+
+  /// On `c`, once its link is up; with the type's module sent first if
+  /// that engine lacks the type.
+  task<result<address>> place_on(candidate c) {
+    if (c.link_due != time_point{} && !co_await link_up(c.engine, c.link_due)) {
+      co_return error(errc::peer_lost, no_link(c.engine, link_wait_));
+    }
+    result<address> a = co_await spawn_type_on(c.engine, req_.type, req_.args, req_.options.spawn,
+                                               req_.options.timeout);
+    if (!a && a.err().code() == errc::not_found && c.engine != home_) {
+      // That engine lacks the type: send it the module that has it here.
+      result<done> sent = co_await send_module(c, req_.type, req_.options.timeout);
+      if (!sent) co_return sent.err();
+      a = co_await spawn_type_on(c.engine, req_.type, req_.args, req_.options.spawn,
+                                 req_.options.timeout);
+    }
+    co_return a;
+  }
+
+  /// True once a link to `engine` is up; false if none is by `due` (nor
+  /// by the place timeout). The agent has asked the links for it. Looked
+  /// at every few milliseconds: no message reaches this actor while it
+  /// waits, and the links are on this shard.
+  task<bool> link_up(std::uint32_t engine, time_point due) {
+    due = std::min(due, std::chrono::steady_clock::now() + req_.options.timeout);
+    const system_impl& sys = this_shard->owner();
+    while (std::chrono::steady_clock::now() < due) {
+      const std::vector<std::uint32_t> up = sys.known_engines();
+      if (std::binary_search(up.begin(), up.end(), engine)) co_return true;
+      co_await sleep_for{link_poll};
+    }
+    const std::vector<std::uint32_t> up = sys.known_engines();
+    co_return std::binary_search(up.begin(), up.end(), engine);
   }
 
   task<result<done>> send_module(candidate c, std::string type, duration timeout) {
@@ -135,6 +174,8 @@ class placer : public actor<placer, place_request, place_among_request> {
 
   std::vector<candidate> candidates_;
   std::uint32_t home_;
+  duration link_wait_;
+  place_request req_;
 };
 
 /// Installs a module another member sent: checks its hash, writes it to
@@ -243,6 +284,8 @@ class convention_agent
     if (m.up) {
       peer& p = peers_[m.engine];
       p.linked = true;
+      p.link_due = {};
+      end_placement_dial(p.rec.info.link_address);
       if (!m.dialed.empty() && m.dialed == opts_.leader && !opts_.is_leader) leader_ = m.engine;
       // Every engine linked to this one hears who it is: the leader
       // registers it, a member learns of it even while the leader is away
@@ -349,6 +392,12 @@ class convention_agent
   void on(const load_tick&) {
     refresh_own_load();
     placed_here_ = 0;
+    const time_point now = std::chrono::steady_clock::now();
+    for (auto it = placement_dials_.begin(); it != placement_dials_.end();) {
+      const auto next = std::next(it);
+      if (it->second <= now) end_placement_dial(it->first);  // the placement waits no longer
+      it = next;
+    }
     for (const auto& [engine, p] : peers_) {
       if (p.known && p.linked && !p.rec.agent.is_null()) {
         tell(p.rec.agent, conv_load{me_.info.engine, me_.info.actors, me_.info.shards});
@@ -428,14 +477,15 @@ class convention_agent
       candidate c;
       double score;
       bool local;
+      bool linked;
     };
     std::vector<option> options;
     std::string refusals;
-    auto consider = [&](const member& m, const address& agent, std::uint64_t placed) {
+    auto consider = [&](const member& m, const address& agent, std::uint64_t placed, bool linked) {
       std::string why;
       if (fits(m, why)) {
         const double score = static_cast<double>(m.actors + placed) / std::max(1u, m.shards);
-        options.push_back({{m.engine, agent}, score, m.engine == me_.info.engine});
+        options.push_back({{m.engine, agent}, score, m.engine == me_.info.engine, linked});
       } else {
         refusals +=
             (refusals.empty() ? "" : "; ") + ("engine " + std::to_string(m.engine) + ": " + why);
@@ -447,16 +497,26 @@ class convention_agent
                                       among->begin());
     };
     if (!among || rank(me_.info.engine) < among->size()) {
-      consider(me_.info, address{}, placed_here_);
+      consider(me_.info, address{}, placed_here_, true);
     }
+    const time_point now = std::chrono::steady_clock::now();
     for (const auto& [engine, p] : peers_) {
       if (among && rank(engine) == among->size()) continue;
-      if (p.known && p.linked) {
-        consider(p.rec.info, p.rec.agent, p.placed);
-      } else if (among) {
-        refusals += (refusals.empty() ? "" : "; ") +
-                    ("engine " + std::to_string(engine) + ": not a linked member yet");
+      if (!p.known) {
+        if (among) {
+          refusals += (refusals.empty() ? "" : "; ") +
+                      ("engine " + std::to_string(engine) + ": not a member yet");
+        }
+        continue;
       }
+      std::string why;
+      if (!p.linked && p.link_due != time_point{} && p.link_due <= now && fits(p.rec.info, why)) {
+        // A placement waited for its link already, in vain: not again
+        // until the link is up.
+        refusals += (refusals.empty() ? "" : "; ") + no_link(engine, opts_.link_wait);
+        continue;
+      }
+      consider(p.rec.info, p.rec.agent, p.placed, p.linked);
     }
     if (options.empty()) {
       return error(errc::not_found, "no member of the convention fits '" + r.type +
@@ -477,9 +537,14 @@ class convention_agent
       ++peers_[options.front().c.engine].placed;
     }
     std::vector<candidate> order;
-    for (const option& o : options) order.push_back(o.c);
+    for (option& o : options) {
+      // A member known from the view whose link is still coming up: the
+      // placer waits for it (bounded), and the links are asked for it.
+      if (!o.linked) o.c.link_due = want_link(peers_[o.c.engine], now);
+      order.push_back(o.c);
+    }
     forward(spawn<placer>(spawn_options{.shard = static_cast<std::int32_t>(shard_index())},
-                          std::move(order), me_.info.engine));
+                          std::move(order), me_.info.engine, opts_.link_wait));
     return error(errc::misuse, "forwarded");  // not a reply: the placer answers
   }
 
@@ -510,6 +575,9 @@ class convention_agent
     bool listed = false;     ///< in the leader's last view: dialled while it is
     bool lost_here = false;  ///< its link to this engine died; known again on its hello
     std::uint64_t placed = 0;
+    /// Set when a placement first waits for its link; reset when the link
+    /// is up or it joins again.
+    time_point link_due{};
   };
   using peer_map = std::map<std::uint32_t, peer>;
 
@@ -527,6 +595,7 @@ class convention_agent
     const std::uint64_t actors = p.rec.info.actors;
     p.rec = r;
     if (!fresh) p.rec.info.actors = std::max(actors, r.info.actors);
+    if (fresh) p.link_due = {};
     p.known = true;
     if (fresh) {
       spdlog::info("engine {}: engine {} ({}) joined the convention, capabilities {}",
@@ -563,10 +632,34 @@ class convention_agent
       }
     }
     for (const std::string& a : dialed_) {
-      if (!want.contains(a)) links->undial(a);
+      if (!want.contains(a) && !placement_dials_.contains(a)) links->undial(a);
     }
     for (const std::string& a : want) links->dial(a);
     dialed_ = std::move(want);
+  }
+
+  /// A placement waits for the link to `p`: until when. The links dial it
+  /// at once (the higher id dials the lower, but a placement need not wait
+  /// for that member to learn of this one) until it is up or the wait is
+  /// over.
+  time_point want_link(peer& p, time_point now) {
+    if (p.link_due == time_point{}) p.link_due = now + opts_.link_wait;
+    const std::string& a = p.rec.info.link_address;
+    link_table* links = this_shard->links();
+    if (links && !a.empty()) {
+      auto [it, added] = placement_dials_.try_emplace(a, p.link_due);
+      if (added) links->dial(a);  // nothing if it is dialled already
+      it->second = std::max(it->second, p.link_due);
+    }
+    return p.link_due;
+  }
+
+  /// No placement waits for the link to `address` any more: dialled only
+  /// if the members' own rule (redial) wants it.
+  void end_placement_dial(const std::string& address) {
+    if (placement_dials_.erase(address) == 0) return;
+    link_table* links = this_shard->links();
+    if (links && !dialed_.contains(address)) links->undial(address);
   }
 
   void broadcast_view() {
@@ -599,6 +692,8 @@ class convention_agent
   std::vector<conv_view::gone_entry> gone_;
   std::vector<address> subscribers_;
   std::set<std::string> dialed_;
+  /// Dialled for placements waiting for those links, and until when.
+  std::map<std::string, time_point> placement_dials_;
   std::uint64_t placed_here_ = 0;
   bool joined_ = false;
 };

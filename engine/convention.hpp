@@ -52,6 +52,10 @@ struct convention_options {
   bool forward_logs = false;
   /// Membership is kept in etcd (etcd_membership), not by a leader.
   bool in_etcd = false;
+  /// How long a placement waits for the link to a member known from the
+  /// view whose link is not up yet (the peer timeout) before it tries the
+  /// next member that fits.
+  duration link_wait = std::chrono::seconds(3);
 };
 
 /// A member as agents describe it to each other.

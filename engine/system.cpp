@@ -130,6 +130,7 @@ void system_impl::set_up_links() {
     co.load_every = options_.load_every;
     co.join_at_start = options_.join_convention_at_start;
     co.forward_logs = options_.forward_logs;
+    co.link_wait = options_.peer_timeout;
     if (!co.is_leader && !co.in_etcd &&
         std::find(lo.peers.begin(), lo.peers.end(), co.leader) == lo.peers.end()) {
       lo.peers.push_back(co.leader);  // dialled, and redialled while it is away

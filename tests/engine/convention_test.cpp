@@ -5,11 +5,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <regex>
 #include <string>
@@ -429,4 +431,59 @@ TEST_CASE(
   auto c = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "c"}}));
   REQUIRE(c);
   CHECK(c.value().engine() == 4);
+}
+
+TEST_CASE(
+    "a placement on a member known from etcd but not linked yet waits for its link, and ends "
+    "naming it when the link does not come",
+    "[convention][etcd][processes]") {
+  troupe::test::etcd_cluster etcd(1);
+  const std::string url = etcd.url();
+  // Engine 12 alone has a GPU, engine 13 alone a TPU. Both are stopped
+  // (SIGSTOP) once registered: no link to them comes up while they are,
+  // and their records stay in etcd for their leases (10 s, renewed every
+  // 3.3 s: more than 6 s after the stop).
+  const std::vector<std::string> flags = {"--module", TEST_CONV_MODULE, "--peer-timeout", "10000"};
+  engine_process gpu(12, "127.0.0.1:0", url, R"({"gpu": true})", flags);
+  engine_process tpu(13, "127.0.0.1:0", url, R"({"tpu": true})", flags);
+  for (engine_process* e : {&gpu, &tpu}) {
+    REQUIRE(e->proc.wait_for_output("registered in etcd", 10s));
+    e->proc.signal(SIGSTOP);
+  }
+  // This engine waits for a link at most its peer timeout (1 s).
+  troupe::system_options o = member_options(9, "", {{"zone", "test"}});
+  o.membership = url;
+  troupe::system sys(o);
+  REQUIRE(wait_members(sys, {9, 12, 13}, 10s));
+  CHECK(sys.engines() == std::vector<std::uint32_t>{9});  // members, not linked
+
+  // Asked for while engine 12 is stopped; it goes on a moment later.
+  auto on_gpu = std::async(std::launch::async, [&] {
+    return sys.spawn_placed("conv.locator", nullptr, where({{"gpu", true}}));
+  });
+  std::this_thread::sleep_for(200ms);
+  gpu.proc.signal(SIGCONT);
+  troupe::result<troupe::address> placed = on_gpu.get();
+  {
+    INFO((placed ? std::string() : placed.err().describe()));
+    REQUIRE(placed);
+    CHECK(placed.value().engine() == 12);
+  }
+
+  // Engine 13 stays stopped: the placement ends, naming it, once the wait
+  // is over (a later one skips it at once).
+  for (int i = 0; i < 2; ++i) {
+    auto none = sys.spawn_placed("conv.locator", nullptr, where({{"tpu", true}}));
+    REQUIRE(!none);
+    INFO(none.err().describe());
+    CHECK(none.err().text().find("engine 13") != std::string::npos);
+    CHECK(none.err().text().find("no link") != std::string::npos);
+  }
+  // Linked once it goes on, and placed on.
+  tpu.proc.signal(SIGCONT);
+  REQUIRE(wait_linked(sys, {9, 12, 13}, 10s));
+  auto on_tpu = sys.spawn_placed("conv.locator", nullptr, where({{"tpu", true}}));
+  INFO((on_tpu ? std::string() : on_tpu.err().describe()));
+  REQUIRE(on_tpu);
+  CHECK(on_tpu.value().engine() == 13);
 }

@@ -26,8 +26,9 @@ namespace troupe::test {
 /// A `troupe serve` engine of a convention (one shard, heartbeats every
 /// 100 ms, peers lost after 1 s), and its admin endpoint. `leader` is the
 /// leader's "host:port", or an etcd URL (etcd://...) to keep the
-/// membership there; `extra` flags follow (a later --peer-timeout wins).
-/// The constructor returns once the engine has joined the convention.
+/// membership there; `extra` flags follow (a --peer-timeout among them
+/// replaces the 1 s). The constructor returns once the engine says it
+/// joins the convention (with etcd, its record follows a moment later).
 struct engine_process {
   child_process proc;
   std::string admin;  ///< "127.0.0.1:PORT"
@@ -51,7 +52,10 @@ struct engine_process {
     std::vector<std::string> a = {
         TROUPE_BINARY, "serve",       "--shards",    "1",    "--engine-id",    std::to_string(id),
         "--listen",    listen,        flag,          leader, "--capabilities", caps,
-        "--admin",     "127.0.0.1:0", "--heartbeat", "100",  "--peer-timeout", "1000"};
+        "--admin",     "127.0.0.1:0", "--heartbeat", "100"};
+    if (std::find(extra.begin(), extra.end(), "--peer-timeout") == extra.end()) {
+      a.insert(a.end(), {"--peer-timeout", "1000"});
+    }
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   }
