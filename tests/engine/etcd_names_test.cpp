@@ -134,6 +134,14 @@ TEST_CASE("names in etcd: a name spawned from three engines at once is one actor
   troupe::system sys(in_etcd(9, etcd.url()));
   load_test_module(sys);
   REQUIRE(eventually([&] { return member_ids(sys) == std::vector<std::uint32_t>{2, 3, 9}; }, 15s));
+  // Every engine linked to both others: lookups from each reach the winner.
+  REQUIRE(eventually(
+      [&] {
+        return sys.engines() == std::vector<std::uint32_t>{2, 3, 9} &&
+               troupe::test::peers_of(e2.admin) == std::vector<std::uint32_t>{3, 9} &&
+               troupe::test::peers_of(e3.admin) == std::vector<std::uint32_t>{2, 9};
+      },
+      15s));
 
   const auto start = std::chrono::steady_clock::now();
   constexpr int names = 8;
@@ -192,7 +200,7 @@ TEST_CASE("names in etcd: an owner killed with kill -9 frees its names when its 
   auto e2 = std::make_unique<engine_process>(2, etcd.url());
   troupe::system sys(in_etcd(9, etcd.url()));
   load_test_module(sys);
-  REQUIRE(eventually([&] { return member_ids(sys) == std::vector<std::uint32_t>{2, 9}; }, 15s));
+  REQUIRE(troupe::test::wait_members_linked(sys, {2, 9}, 15s));
 
   auto [code, out] = spawn_by_name(*e2, "leased").finish();
   REQUIRE(code == 0);
@@ -268,7 +276,7 @@ TEST_CASE("names in etcd: with 3 etcd nodes, claims and lookups go on when the l
   engine_process e2(2, etcd.url());
   troupe::system sys(in_etcd(9, etcd.url()));
   load_test_module(sys);
-  REQUIRE(eventually([&] { return member_ids(sys) == std::vector<std::uint32_t>{2, 9}; }, 15s));
+  REQUIRE(troupe::test::wait_members_linked(sys, {2, 9}, 15s));
   auto [code, out] = spawn_by_name(e2, "before").finish();
   REQUIRE(code == 0);
 

@@ -70,6 +70,21 @@ inline std::pair<int, std::string> cli(std::vector<std::string> args) {
   return {status && WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, p.output()};
 }
 
+/// The engines the engine behind `admin` ("host:port") has links up to,
+/// sorted (its `troupe status --json`); empty if it cannot tell.
+inline std::vector<std::uint32_t> peers_of(const std::string& admin) {
+  auto [code, out] = cli({"status", "--admin", admin, "--json"});
+  std::vector<std::uint32_t> ids;
+  if (code != 0) return ids;
+  const auto j = nlohmann::json::parse(out, nullptr, false);
+  if (!j.is_object() || !j.contains("peers") || !j["peers"].is_array()) return ids;
+  for (const auto& e : j["peers"]) {
+    if (e.is_number_unsigned()) ids.push_back(e.get<std::uint32_t>());
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
 /// Options for a troupe::system that is one more member of the convention
 /// led at `leader`: two shards, links on a free port, the timings of
 /// engine_process, and its load told every 100 ms. For a convention kept
