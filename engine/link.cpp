@@ -280,7 +280,6 @@ task<bool> link_table::hand_over(link* l) {
     co_return false;
   }
   g->arrived[l->index] = true;
-  if (!g->dialed) g->peer_text = g->peer_text.empty() ? l->peer_text : g->peer_text;
   const auto owner = static_cast<std::uint16_t>(l->index % shard_.shard_count());
   if (owner == 0) {
     l->up = true;
