@@ -98,6 +98,17 @@ struct sender : troupe::actor<sender, flood, flood_on> {
 
 std::string peer_port(const peer& p) { return "127.0.0.1:" + std::to_string(p.port); }
 
+/// Asks the counter for its tally until it has `want` messages (bounded:
+/// about a minute); the last tally.
+peer_test::tally wait_tally(troupe::system& sys, address counter, std::uint64_t want) {
+  peer_test::tally t{};
+  for (int i = 0; i < 6000 && t.received < want; ++i) {
+    t = sys.ask<peer_test::tally>(counter, peer_test::tally_query{}, 5s).value();
+    if (t.received < want) std::this_thread::sleep_for(10ms);
+  }
+  return t;
+}
+
 }  // namespace
 
 TEST_CASE("tell and ask reach an actor in another engine process, in order", "[link][processes]") {
@@ -114,11 +125,7 @@ TEST_CASE("tell and ask reach an actor in another engine process, in order", "[l
   address s1 = sys.spawn<sender>(troupe::spawn_options{.shard = 1});
   sys.tell(s0, flood{p.counter, n});
   sys.tell(s1, flood{p.counter, n});
-  peer_test::tally t{};
-  for (int i = 0; i < 6000 && t.received < 2 * n; ++i) {
-    t = sys.ask<peer_test::tally>(p.counter, peer_test::tally_query{}, 5s).value();
-    if (t.received < 2 * n) std::this_thread::sleep_for(10ms);
-  }
+  const peer_test::tally t = wait_tally(sys, p.counter, 2 * n);
   CHECK(t.received == 2 * n);
   CHECK(t.out_of_order == 0);
   CHECK(sys.counters().sent_remote >= 2 * n);
@@ -194,11 +201,7 @@ TEST_CASE("each shard sends on its own connection to another engine, whatever th
     address s = sys.spawn<sender>(troupe::spawn_options{.shard = sh});
     sys.tell(s, flood{p.counter, n});
   }
-  peer_test::tally t{};
-  for (int i = 0; i < 6000 && t.received < 3 * n; ++i) {
-    t = sys.ask<peer_test::tally>(p.counter, peer_test::tally_query{}, 5s).value();
-    if (t.received < 3 * n) std::this_thread::sleep_for(10ms);
-  }
+  const peer_test::tally t = wait_tally(sys, p.counter, 3 * n);
   CHECK(t.received == 3 * n);
   CHECK(t.out_of_order == 0);
   // Each shard encoded its own sender's messages: none went by shard 0.
@@ -400,11 +403,7 @@ TEST_CASE("the end of any one connection of a link ends the whole link, which co
   flood_stop = false;
   constexpr std::uint64_t n = 100'000;
   sys.tell(sys.spawn<sender>(troupe::spawn_options{.shard = 1}), flood{p.counter, n});
-  peer_test::tally t{};
-  for (int i = 0; i < 3000 && t.received < n; ++i) {
-    t = sys.ask<peer_test::tally>(p.counter, peer_test::tally_query{}, 5s).value();
-    if (t.received < n) std::this_thread::sleep_for(10ms);
-  }
+  const peer_test::tally t = wait_tally(sys, p.counter, n);
   REQUIRE(t.received == n);
   std::vector<int> fds = sockets_to(p.port);
   REQUIRE(fds.size() == 2);
