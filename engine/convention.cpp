@@ -655,8 +655,9 @@ class convention_agent
   }
 
   /// No placement waits for the link to `address` any more: dialled only
-  /// if the members' own rule (redial) wants it.
-  void end_placement_dial(const std::string& address) {
+  /// if the members' own rule (redial) wants it. By value: callers pass
+  /// the key of the entry this erases.
+  void end_placement_dial(std::string address) {
     if (placement_dials_.erase(address) == 0) return;
     link_table* links = this_shard->links();
     if (links && !dialed_.contains(address)) links->undial(address);
