@@ -2,7 +2,13 @@
 # `troupe serve` with the kv module beside redis-server on this machine:
 # redis-benchmark's SET and GET, with a pipeline of 16 and without, in
 # interleaved rounds. Prints a markdown table of medians (req/s and p99
-# latency) and Troupe÷Redis. Also run by `perf/compare.sh kv`.
+# latency) and Troupe÷Redis, then the CPU that the client and each server
+# used (cores: CPU-seconds per second of the run). Also run by
+# `perf/compare.sh kv`.
+#
+# Troupe runs one shard fewer than the machine has cores (at least one):
+# redis-benchmark, on the same machine, needs a core of its own, as Redis's
+# one thread does. `--shards 0` gives Troupe every core.
 #
 # Builds nothing: it needs build-release/troupe and build-release/actors/kv/kv.so, made by
 #   cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release
@@ -14,11 +20,11 @@ set -euo pipefail
 
 runs=3
 n=1000000
-shards=0
+shards=""
 clients=50
 build=build-release
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -31,6 +37,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
+[[ -z "$shards" ]] && shards=$(( $(nproc) > 1 ? $(nproc) - 1 : 1 ))
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build_dir="$root/$build"
 [[ "$build" = /* ]] && build_dir="$build"
@@ -94,15 +101,27 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --d
 redis_pid=$!
 wait_ready "$redis_port"
 
-# One redis-benchmark run; appends "server mode test rps p99" lines to results.
+ticks=$(getconf CLK_TCK)
+# CPU-seconds process $1 has used so far.
+cpu_of() { awk -v t="$ticks" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
+
+# One redis-benchmark run; appends "server mode test rps p99" lines to
+# results and "server mode client-cores server-cores" to cpu.
 bench() {
-  local server="$1" port="$2" mode="$3"
+  local server="$1" port="$2" mode="$3" pid="$4"
   local pipeline=()
   [[ "$mode" == "pipelined" ]] && pipeline=(-P 16)
   redis-cli -p "$port" FLUSHALL >/dev/null
-  redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n "$n" -c "$clients" "${pipeline[@]}" --csv 2>/dev/null |
-    tr -d '"' | awk -F, -v s="$server" -v m="$mode" 'NR > 1 && NF >= 7 { print s, m, tolower($1), $2, $7 }' \
-      >>"$work/results"
+  local before
+  before=$(cpu_of "$pid")
+  TIMEFORMAT='%3U %3S %3R'
+  { time redis-benchmark -h 127.0.0.1 -p "$port" -t set,get -n "$n" -c "$clients" "${pipeline[@]}" \
+      --csv >"$work/csv" 2>/dev/null; } 2>"$work/time"
+  tr -d '"' <"$work/csv" | awk -F, -v s="$server" -v m="$mode" \
+    'NR > 1 && NF >= 7 { print s, m, tolower($1), $2, $7 }' >>"$work/results"
+  read -r user sys real <"$work/time"
+  awk -v s="$server" -v m="$mode" -v u="$user" -v y="$sys" -v r="$real" -v b="$before" -v a="$(cpu_of "$pid")" \
+    'BEGIN { printf "%s %s %.2f %.2f\n", s, m, (u + y) / r, (a - b) / r }' >>"$work/cpu"
 }
 
 echo "troupe serve --module kv.so (shards $shards) on port $kv_port," \
@@ -112,9 +131,9 @@ for round in $(seq 1 "$runs"); do
   for mode in pipelined plain; do
     # Interleaved, and the order alternates, so that neither server always goes first.
     if (( round % 2 )); then
-      bench troupe "$kv_port" "$mode"; bench redis "$redis_port" "$mode"
+      bench troupe "$kv_port" "$mode" "$kv_pid"; bench redis "$redis_port" "$mode" "$redis_pid"
     else
-      bench redis "$redis_port" "$mode"; bench troupe "$kv_port" "$mode"
+      bench redis "$redis_port" "$mode" "$redis_pid"; bench troupe "$kv_port" "$mode" "$kv_pid"
     fi
   done
   echo "round $round of $runs done" >&2
@@ -138,3 +157,22 @@ awk '
       printf "| %s %s | %.0f | %.0f | %.2f× | %.3f | %.3f |\n", toupper(tests[t]), (modes[m] == "pipelined" ? "-P 16" : "no pipeline"), tr, rr, (rr > 0 ? tr / rr : 0), median(tk "|p99"), median(rk "|p99")
     }
   }' "$work/results"
+
+# CPU use: medians over the rounds, in cores (CPU-seconds per second).
+echo
+awk '
+  function median(key,   n, i, j, t, v) {
+    n = split(vals[key], v, " ")
+    for (i = 2; i <= n; i++) { t = v[i]; for (j = i - 1; j >= 1 && v[j] + 0 > t + 0; j--) v[j + 1] = v[j]; v[j + 1] = t }
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  { key = $1 " " $2; vals[key "|c"] = vals[key "|c"] " " $3; vals[key "|s"] = vals[key "|s"] " " $4 }
+  END {
+    print "| SET+GET run | redis-benchmark CPU against Troupe | Troupe CPU | redis-benchmark CPU against Redis | Redis CPU |"
+    print "|---|---:|---:|---:|---:|"
+    split("pipelined plain", modes, " ")
+    for (m = 1; m <= 2; m++) {
+      tk = "troupe " modes[m]; rk = "redis " modes[m]
+      printf "| %s | %.2f | %.2f | %.2f | %.2f |\n", (modes[m] == "pipelined" ? "-P 16" : "no pipeline"), median(tk "|c"), median(tk "|s"), median(rk "|c"), median(rk "|s")
+    }
+  }' "$work/cpu"

@@ -3,7 +3,7 @@
 # when everything is already installed it does nothing.
 #
 #   scripts/setup.sh          build + tests
-#   scripts/setup.sh --perf   also the perf peers (CAF, Erlang) and gnuplot
+#   scripts/setup.sh --perf   also the perf peers (CAF, Erlang, redis-server) and gnuplot
 set -euo pipefail
 
 packages=(
@@ -14,7 +14,7 @@ packages=(
   redis-tools etcd-server etcd-client libcurl4-openssl-dev iproute2
 )
 if [[ "${1:-}" == "--perf" ]]; then
-  packages+=(libcaf-dev erlang-base gnuplot-nox)
+  packages+=(libcaf-dev erlang-base gnuplot-nox redis-server)
 elif [[ $# -gt 0 ]]; then
   echo "setup.sh: unknown argument '$1' (expected nothing or --perf)" >&2
   exit 2
