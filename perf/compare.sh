@@ -30,7 +30,7 @@ cd "$root"
 if [[ "${1:-}" == "kv" ]]; then
   shift
   cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build-release --target troupe kv_module
+  cmake --build build-release --target troupe kv_module troupe-resp-null
   exec "$root/perf/kv.sh" "$@"
 fi
 

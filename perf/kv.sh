@@ -6,13 +6,21 @@
 # used (cores: CPU-seconds per second of the run). Also run by
 # `perf/compare.sh kv`.
 #
+# A third server runs in the same rounds: troupe-resp-null, which stores
+# nothing and only frames and answers commands (epoll, one thread).
+# redis-benchmark is one thread; its rate against a server that does no work
+# shows what the client itself can drive here, and the table gives each
+# server's rate against it. The client's cost per request also depends on
+# how a server waits (epoll, io_uring), so a server can pass it.
+#
 # Troupe runs one shard fewer than the machine has cores (at least one):
 # redis-benchmark, on the same machine, needs a core of its own, as Redis's
 # one thread does. `--shards 0` gives Troupe every core.
 #
-# Builds nothing: it needs build-release/troupe and build-release/actors/kv/kv.so, made by
+# Builds nothing: it needs build-release/troupe, build-release/actors/kv/kv.so
+# and build-release/perf/troupe-resp-null, made by
 #   cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release
-#   cmake --build build-release --target troupe kv_module
+#   cmake --build build-release --target troupe kv_module troupe-resp-null
 # and redis-server / redis-benchmark (Debian: redis-server, redis-tools).
 #
 # Usage: perf/kv.sh [--runs R] [--n N] [--shards S] [--clients C] [--build DIR]
@@ -24,7 +32,7 @@ shards=""
 clients=50
 build=build-release
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -43,19 +51,22 @@ build_dir="$root/$build"
 [[ "$build" = /* ]] && build_dir="$build"
 kv_bin="$build_dir/troupe"
 kv_module="$build_dir/actors/kv/kv.so"
+null_bin="$build_dir/perf/troupe-resp-null"
 for tool in redis-server redis-benchmark redis-cli; do
   command -v "$tool" >/dev/null || { echo "kv.sh: $tool is not installed (Debian: redis-server, redis-tools)" >&2; exit 1; }
 done
-for f in "$kv_bin" "$kv_module"; do
+for f in "$kv_bin" "$kv_module" "$null_bin"; do
   [[ -e "$f" ]] || { echo "kv.sh: $f is missing; build it first (see the top of this script)" >&2; exit 1; }
 done
 
 work="$(mktemp -d /tmp/troupe-kv-perf.XXXXXX)"
 kv_pid=""
 redis_pid=""
+null_pid=""
 cleanup() {
   [[ -n "$kv_pid" ]] && kill "$kv_pid" 2>/dev/null && wait "$kv_pid" 2>/dev/null
   [[ -n "$redis_pid" ]] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  [[ -n "$null_pid" ]] && kill "$null_pid" 2>/dev/null && wait "$null_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -101,6 +112,11 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --d
 redis_pid=$!
 wait_ready "$redis_port"
 
+null_port="$(free_port)"
+"$null_bin" --port "$null_port" >"$work/null.log" 2>&1 &
+null_pid=$!
+wait_ready "$null_port"
+
 ticks=$(getconf CLK_TCK)
 # CPU-seconds process $1 has used so far.
 cpu_of() { awk -v t="$ticks" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$1/stat"; }
@@ -129,12 +145,15 @@ echo "troupe serve --module kv.so (shards $shards) on port $kv_port," \
   "$runs rounds of redis-benchmark -t set,get -n $n -c $clients, with -P 16 and without" >&2
 for round in $(seq 1 "$runs"); do
   for mode in pipelined plain; do
-    # Interleaved, and the order alternates, so that neither server always goes first.
-    if (( round % 2 )); then
-      bench troupe "$kv_port" "$mode" "$kv_pid"; bench redis "$redis_port" "$mode" "$redis_pid"
-    else
-      bench redis "$redis_port" "$mode" "$redis_pid"; bench troupe "$kv_port" "$mode" "$kv_pid"
-    fi
+    # Interleaved, and the order rotates, so that no server always goes first.
+    case $(( round % 3 )) in
+      1) bench troupe "$kv_port" "$mode" "$kv_pid"; bench redis "$redis_port" "$mode" "$redis_pid"
+         bench null "$null_port" "$mode" "$null_pid" ;;
+      2) bench redis "$redis_port" "$mode" "$redis_pid"; bench null "$null_port" "$mode" "$null_pid"
+         bench troupe "$kv_port" "$mode" "$kv_pid" ;;
+      0) bench null "$null_port" "$mode" "$null_pid"; bench troupe "$kv_port" "$mode" "$kv_pid"
+         bench redis "$redis_port" "$mode" "$redis_pid" ;;
+    esac
   done
   echo "round $round of $runs done" >&2
 done
@@ -148,13 +167,14 @@ awk '
   }
   { key = $1 " " $2 " " $3; vals[key "|rps"] = vals[key "|rps"] " " $4; vals[key "|p99"] = vals[key "|p99"] " " $5 }
   END {
-    print "| workload | Troupe req/s | Redis req/s | Troupe÷Redis | Troupe p99 ms | Redis p99 ms |"
-    print "|---|---:|---:|---:|---:|---:|"
+    print "| workload | Troupe req/s | Redis req/s | Troupe÷Redis | Troupe p99 ms | Redis p99 ms | null server req/s | Troupe÷null | Redis÷null |"
+    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     split("set get", tests, " "); split("pipelined plain", modes, " ")
     for (m = 1; m <= 2; m++) for (t = 1; t <= 2; t++) {
       tk = "troupe " modes[m] " " tests[t]; rk = "redis " modes[m] " " tests[t]
-      tr = median(tk "|rps"); rr = median(rk "|rps")
-      printf "| %s %s | %.0f | %.0f | %.2f× | %.3f | %.3f |\n", toupper(tests[t]), (modes[m] == "pipelined" ? "-P 16" : "no pipeline"), tr, rr, (rr > 0 ? tr / rr : 0), median(tk "|p99"), median(rk "|p99")
+      ck = "null " modes[m] " " tests[t]
+      tr = median(tk "|rps"); rr = median(rk "|rps"); cr = median(ck "|rps")
+      printf "| %s %s | %.0f | %.0f | %.2f× | %.3f | %.3f | %.0f | %.0f%% | %.0f%% |\n", toupper(tests[t]), (modes[m] == "pipelined" ? "-P 16" : "no pipeline"), tr, rr, (rr > 0 ? tr / rr : 0), median(tk "|p99"), median(rk "|p99"), cr, (cr > 0 ? 100 * tr / cr : 0), (cr > 0 ? 100 * rr / cr : 0)
     }
   }' "$work/results"
 
@@ -168,11 +188,11 @@ awk '
   }
   { key = $1 " " $2; vals[key "|c"] = vals[key "|c"] " " $3; vals[key "|s"] = vals[key "|s"] " " $4 }
   END {
-    print "| SET+GET run | redis-benchmark CPU against Troupe | Troupe CPU | redis-benchmark CPU against Redis | Redis CPU |"
-    print "|---|---:|---:|---:|---:|"
+    print "| SET+GET run | redis-benchmark CPU against Troupe | Troupe CPU | redis-benchmark CPU against Redis | Redis CPU | redis-benchmark CPU against the null server |"
+    print "|---|---:|---:|---:|---:|---:|"
     split("pipelined plain", modes, " ")
     for (m = 1; m <= 2; m++) {
-      tk = "troupe " modes[m]; rk = "redis " modes[m]
-      printf "| %s | %.2f | %.2f | %.2f | %.2f |\n", (modes[m] == "pipelined" ? "-P 16" : "no pipeline"), median(tk "|c"), median(tk "|s"), median(rk "|c"), median(rk "|s")
+      tk = "troupe " modes[m]; rk = "redis " modes[m]; ck = "null " modes[m]
+      printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", (modes[m] == "pipelined" ? "-P 16" : "no pipeline"), median(tk "|c"), median(tk "|s"), median(rk "|c"), median(rk "|s"), median(ck "|c")
     }
   }' "$work/cpu"
