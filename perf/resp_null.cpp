@@ -20,7 +20,6 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -39,48 +38,39 @@ volatile std::sig_atomic_t stop_requested = 0;
 
 void on_signal(int) { stop_requested = 1; }
 
-// Reads a decimal number that ends in "\r\n" at `at`; moves `at` past it.
-std::optional<long> number_line(std::string_view in, size_t& at) {
-  const size_t end = in.find("\r\n", at);
-  if (end == std::string_view::npos) return std::nullopt;
-  long value = 0;
-  bool negative = false;
-  size_t i = at;
-  if (i < end && in[i] == '-') {
-    negative = true;
-    ++i;
-  }
-  if (i == end) return -2;  // empty: malformed
-  for (; i < end; ++i) {
-    if (in[i] < '0' || in[i] > '9') return -2;
-    value = value * 10 + (in[i] - '0');
-    if (value > (1L << 30)) return -2;
-  }
-  at = end + 2;
-  return negative ? -value : value;
-}
-
 enum class frame { complete, partial, malformed };
+
+// A header line at `at`: `marker`, a decimal number of at least `least`,
+// "\r\n". On complete, `value` holds the number and `at` is past the line.
+frame header(std::string_view in, size_t& at, char marker, long least, long& value) {
+  if (at >= in.size()) return frame::partial;
+  if (in[at] != marker) return frame::malformed;
+  const size_t end = in.find("\r\n", at);
+  if (end == std::string_view::npos) return frame::partial;
+  if (end == at + 1) return frame::malformed;
+  value = 0;
+  for (size_t i = at + 1; i < end; ++i) {
+    if (in[i] < '0' || in[i] > '9') return frame::malformed;
+    value = value * 10 + (in[i] - '0');
+    if (value > (1L << 30)) return frame::malformed;
+  }
+  if (value < least) return frame::malformed;
+  at = end + 2;
+  return frame::complete;
+}
 
 // One command at `at`: its name (first argument) and the frame's end.
 frame next_command(std::string_view in, size_t& at, std::string_view& name) {
   size_t p = at;
-  if (p >= in.size()) return frame::partial;
-  if (in[p] != '*') return frame::malformed;
-  ++p;
-  const auto count = number_line(in, p);
-  if (!count) return frame::partial;
-  if (*count < 1) return frame::malformed;
-  for (long i = 0; i < *count; ++i) {
-    if (p >= in.size()) return frame::partial;
-    if (in[p] != '$') return frame::malformed;
-    ++p;
-    const auto length = number_line(in, p);
-    if (!length) return frame::partial;
-    if (*length < 0) return frame::malformed;
-    if (in.size() < p + static_cast<size_t>(*length) + 2) return frame::partial;
-    if (i == 0) name = in.substr(p, static_cast<size_t>(*length));
-    p += static_cast<size_t>(*length) + 2;
+  long count = 0;
+  if (const frame f = header(in, p, '*', 1, count); f != frame::complete) return f;
+  for (long i = 0; i < count; ++i) {
+    long length = 0;
+    if (const frame f = header(in, p, '$', 0, length); f != frame::complete) return f;
+    const auto n = static_cast<size_t>(length);
+    if (in.size() < p + n + 2) return frame::partial;
+    if (i == 0) name = in.substr(p, n);
+    p += n + 2;
   }
   at = p;
   return frame::complete;
