@@ -15,11 +15,11 @@ include(CMakePackageConfigHelpers)
 
 # The engine refuses a module built with another TROUPE_VERSION_STRING, so
 # the package's version (which find_package matches exactly) must be it.
-file(STRINGS ${PROJECT_SOURCE_DIR}/engine/include/troupe/version.hpp troupe_version_line
+file(STRINGS ${PROJECT_SOURCE_DIR}/engine/core/include/troupe/version.hpp troupe_version_line
      REGEX "#define TROUPE_VERSION_STRING")
 string(REGEX REPLACE ".*\"(.*)\".*" "\\1" troupe_header_version "${troupe_version_line}")
 if(NOT troupe_header_version STREQUAL PROJECT_VERSION)
-  message(FATAL_ERROR "engine/include/troupe/version.hpp says ${troupe_header_version} but "
+  message(FATAL_ERROR "engine/core/include/troupe/version.hpp says ${troupe_header_version} but "
                       "project() says ${PROJECT_VERSION}: make them the same version")
 endif()
 
@@ -30,7 +30,8 @@ add_library(troupe_headers INTERFACE)
 add_library(troupe::headers ALIAS troupe_headers)
 set_target_properties(troupe_headers PROPERTIES EXPORT_NAME headers)
 target_include_directories(troupe_headers INTERFACE
-  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/engine/include>
+  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/engine/core/include>
+  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/engine/cluster/include>
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/io/include>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_compile_features(troupe_headers INTERFACE cxx_std_20)
@@ -48,7 +49,8 @@ target_link_options(troupe_headers INTERFACE ${troupe_link_options})
 
 install(TARGETS troupe troupe_headers EXPORT troupe_targets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/engine/include/troupe
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/engine/core/include/troupe
+                  ${PROJECT_SOURCE_DIR}/engine/cluster/include/troupe
                   ${PROJECT_SOURCE_DIR}/io/include/troupe
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.hpp")

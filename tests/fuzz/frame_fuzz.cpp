@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "frame.hpp"
+#include "remote/frame.hpp"
 #include "troupe/troupe.hpp"
 #include "troupe/wire.hpp"
 

@@ -1,0 +1,738 @@
+// The configuration file of `troupe serve`: reading, checking, printing.
+//
+// Every check lives in parse_config and works on JSON values, so that a
+// problem reads the same whether it came from the file or, through
+// validate_config, from flags: "<key path>: expected <what>, got <value>".
+
+#include "server/config.hpp"
+
+#include "cluster/etcd_client.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <set>
+#include <string_view>
+#include <utility>
+
+namespace troupe {
+namespace {
+
+using nlohmann::json;
+
+constexpr unsigned max_shards = 4096;
+constexpr unsigned max_workers = 64;
+constexpr std::uint32_t max_engine_id = 0xFFFFFFFEu;
+constexpr unsigned min_heartbeat_ms = 10, max_heartbeat_ms = 600'000;
+constexpr unsigned min_peer_timeout_ms = 20, max_peer_timeout_ms = 3'600'000;
+constexpr std::uint64_t min_max_frame = 1024, max_max_frame = 1u << 30;
+// The handshake carries the convention's name; a short one keeps it small.
+constexpr std::size_t max_convention_bytes = 255;
+
+const std::vector<std::string_view> top_keys = {
+    "shards",           "io",         "engine_id",    "workers",         "listen",    "peers",
+    "secret_file",      "convention", "heartbeat_ms", "peer_timeout_ms", "log_level", "admin",
+    "admin_token_file", "modules",    "actors",       "limits"};
+const std::vector<std::string_view> actor_keys = {"type", "name", "shard", "args"};
+const std::vector<std::string_view> limit_keys = {"max_frame", "mailbox_limit"};
+const std::vector<std::string_view> convention_keys = {
+    "name", "leader", "advertise", "capabilities", "module_cache", "forward_logs", "membership"};
+const std::vector<std::string_view> io_choices = {"auto", "uring", "epoll"};
+const std::vector<std::string_view> log_levels = {"trace", "debug",    "info", "warn",
+                                                  "error", "critical", "off"};
+
+std::string join(const std::vector<std::string_view>& words) {
+  std::string out;
+  for (const auto& w : words) {
+    if (!out.empty()) out += ", ";
+    out += w;
+  }
+  return out;
+}
+
+/// A value as the file spells it, cut short when long.
+std::string shown(const json& v) {
+  constexpr std::size_t most = 60;
+  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > most) s = s.substr(0, most - 3) + "...";
+  return s;
+}
+
+std::string in_quotes(std::string_view s) { return shown(json(std::string(s))); }
+
+std::string child(std::string_view path, std::string_view key) {
+  return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
+}
+
+std::string element(std::string_view path, std::size_t i) {
+  return std::string(path) + "[" + std::to_string(i) + "]";
+}
+
+/// Levenshtein distance, for "did you mean".
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+/// The problems found so far, one line each.
+class problems {
+ public:
+  void add(std::string_view path, std::string_view what) {
+    lines_.push_back(path.empty() ? std::string(what)
+                                  : std::string(path) + ": " + std::string(what));
+  }
+  void expected(std::string_view path, std::string_view what, const json& got) {
+    add(path, "expected " + std::string(what) + ", got " + shown(got));
+  }
+  bool empty() const { return lines_.empty(); }
+  std::size_t size() const { return lines_.size(); }
+  std::string text(std::string_view prefix = {}) const {
+    std::string out;
+    for (const auto& l : lines_) {
+      if (!out.empty()) out += '\n';
+      out += prefix;
+      out += l;
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::string> lines_;
+};
+
+/// Reports each key of `object` that is not one of `known`.
+void check_keys(const json& object, std::string_view path,
+                const std::vector<std::string_view>& known, problems& p) {
+  for (const auto& item : object.items()) {
+    const std::string& key = item.key();
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    std::string what = "unknown key '" + key + "'";
+    std::string_view best;
+    std::size_t best_distance = 3;  // farther than 2 edits is no typo
+    for (const auto& k : known) {
+      const std::size_t d = edit_distance(key, k);
+      if (d < best_distance && d < k.size()) best = k, best_distance = d;
+    }
+    if (!best.empty()) what += ", did you mean '" + std::string(best) + "'?";
+    what += " (known keys: " + join(known) + ")";
+    p.add(path, what);
+  }
+}
+
+/// An integer of `v` within [lo, hi]; floats, booleans and strings are not.
+std::optional<std::uint64_t> integer_in(const json& v, std::uint64_t lo, std::uint64_t hi) {
+  std::uint64_t n = 0;
+  if (v.is_number_unsigned()) {
+    n = v.get<std::uint64_t>();
+  } else if (v.is_number_integer()) {
+    const auto s = v.get<std::int64_t>();
+    if (s < 0) return std::nullopt;
+    n = static_cast<std::uint64_t>(s);
+  } else {
+    return std::nullopt;
+  }
+  if (n < lo || n > hi) return std::nullopt;
+  return n;
+}
+
+template <class T>
+bool read_integer(const json& v, std::string_view path, std::uint64_t lo, std::uint64_t hi, T& out,
+                  problems& p) {
+  const auto n = integer_in(v, lo, hi);
+  if (!n) {
+    p.expected(path, "an integer between " + std::to_string(lo) + " and " + std::to_string(hi), v);
+    return false;
+  }
+  out = static_cast<T>(*n);
+  return true;
+}
+
+bool read_choice(const json& v, std::string_view path, const std::vector<std::string_view>& choices,
+                 std::string& out, problems& p) {
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    if (std::find(choices.begin(), choices.end(), s) != choices.end()) {
+      out = s;
+      return true;
+    }
+  }
+  p.expected(path, "one of " + join(choices), v);
+  return false;
+}
+
+bool read_nonempty_string(const json& v, std::string_view path, std::string& out, problems& p) {
+  if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
+    p.expected(path, "a non-empty string", v);
+    return false;
+  }
+  out = v.get<std::string>();
+  return true;
+}
+
+/// A file path, or null for none.
+bool read_optional_path(const json& v, std::string_view path, std::string& out, problems& p) {
+  if (v.is_null()) {
+    out.clear();
+    return true;
+  }
+  if (!v.is_string() || v.get_ref<const std::string&>().empty()) {
+    p.expected(path, "a file path or null", v);
+    return false;
+  }
+  out = v.get<std::string>();
+  return true;
+}
+
+bool is_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+/// A DNS name or a dotted IPv4 address; "[...]" holding an IPv6 address.
+bool valid_host(std::string_view host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    const std::string inner(host.substr(1, host.size() - 2));
+    in6_addr a{};
+    return ::inet_pton(AF_INET6, inner.c_str(), &a) == 1;
+  }
+  if (host.empty() || host.size() > 253) return false;
+  bool all_numeric = true;
+  std::size_t start = 0;
+  while (start <= host.size()) {
+    std::size_t dot = host.find('.', start);
+    if (dot == std::string_view::npos) dot = host.size();
+    const std::string_view label = host.substr(start, dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') {
+      return false;
+    }
+    for (char c : label) {
+      const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+      if (!alnum && c != '-') return false;
+    }
+    all_numeric = all_numeric && is_digits(label);
+    start = dot + 1;
+  }
+  if (all_numeric) {
+    // Only digits and dots: it must be an IPv4 address, not a name.
+    const std::string text(host);
+    in_addr a{};
+    return ::inet_pton(AF_INET, text.c_str(), &a) == 1;
+  }
+  return true;
+}
+
+struct host_port {
+  std::string host;
+  unsigned port = 0;
+};
+
+std::optional<host_port> split_host_port(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  const std::string_view host = text.substr(0, colon);
+  const std::string_view port = text.substr(colon + 1);
+  if (!valid_host(host) || !is_digits(port)) return std::nullopt;
+  // More than five digits is out of range whatever they say.
+  const unsigned n =
+      port.size() > 5 ? 100000u : static_cast<unsigned>(std::stoul(std::string(port)));
+  return host_port{std::string(host), n};
+}
+
+/// "host:port" with a port of at least `min_port` (0: any free port).
+bool read_host_port(const json& v, std::string_view path, unsigned min_port, std::string& out,
+                    problems& p) {
+  const auto hp = v.is_string() ? split_host_port(v.get_ref<const std::string&>()) : std::nullopt;
+  if (!hp) {
+    p.expected(path, "\"host:port\"", v);
+    return false;
+  }
+  if (hp->port < min_port || hp->port > 65535) {
+    p.expected(path, "a port between " + std::to_string(min_port) + " and 65535 in \"host:port\"",
+               v);
+    return false;
+  }
+  out = v.get<std::string>();
+  return true;
+}
+
+/// Reads an array, element by element; a value listed twice is a problem.
+template <class Read>
+void read_unique_list(const json& v, std::string_view path, std::vector<std::string>& out,
+                      problems& p, Read read_one) {
+  if (!v.is_array()) {
+    p.expected(path, "an array", v);
+    return;
+  }
+  out.clear();
+  std::vector<std::size_t> index_of;  // out[k] is the array's element index_of[k]
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    std::string one;
+    if (!read_one(v[i], element(path, i), one)) continue;
+    const auto seen = std::find(out.begin(), out.end(), one);
+    if (seen != out.end()) {
+      p.add(element(path, i), in_quotes(one) + " is already listed as " +
+                                  element(path, index_of[seen - out.begin()]));
+      continue;
+    }
+    out.push_back(std::move(one));
+    index_of.push_back(i);
+  }
+}
+
+void read_actor(const json& v, std::string_view path, actor_spec& a, problems& p) {
+  if (!v.is_object()) {
+    p.expected(path, "an object", v);
+    return;
+  }
+  check_keys(v, path, actor_keys, p);
+  if (auto it = v.find("type"); it == v.end()) {
+    p.add(path, "missing required key 'type'");
+  } else {
+    read_nonempty_string(*it, child(path, "type"), a.type, p);
+  }
+  if (auto it = v.find("name"); it != v.end())
+    read_nonempty_string(*it, child(path, "name"), a.name, p);
+  if (auto it = v.find("shard"); it != v.end()) {
+    unsigned shard = 0;
+    if (read_integer(*it, child(path, "shard"), 0, max_shards - 1, shard, p)) a.shard = shard;
+  }
+  if (auto it = v.find("args"); it != v.end()) a.args = *it;
+}
+
+void read_actors(const json& v, std::vector<actor_spec>& out, problems& p) {
+  if (!v.is_array()) {
+    p.expected("actors", "an array", v);
+    return;
+  }
+  out.assign(v.size(), actor_spec{});
+  for (std::size_t i = 0; i < v.size(); ++i) read_actor(v[i], element("actors", i), out[i], p);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i].name.empty()) continue;
+    for (std::size_t j = 0; j < i; ++j) {
+      if (out[j].name == out[i].name) {
+        p.add(child(element("actors", i), "name"),
+              in_quotes(out[i].name) + " is already the name of " + element("actors", j));
+        break;
+      }
+    }
+  }
+}
+
+void read_limits(const json& v, serve_limits& out, problems& p) {
+  if (!v.is_object()) {
+    p.expected("limits", "an object", v);
+    return;
+  }
+  check_keys(v, "limits", limit_keys, p);
+  if (auto it = v.find("max_frame"); it != v.end()) {
+    read_integer(*it, "limits.max_frame", min_max_frame, max_max_frame, out.max_frame, p);
+  }
+  if (auto it = v.find("mailbox_limit"); it != v.end()) {
+    read_integer(*it, "limits.mailbox_limit", 0, std::numeric_limits<std::uint32_t>::max(),
+                 out.mailbox_limit, p);
+  }
+}
+
+void read_convention(const json& v, convention_config& out, problems& p) {
+  if (!v.is_object()) {
+    p.expected("convention", "an object such as {\"name\": \"troupe\", \"leader\": \"host:port\"}",
+               v);
+    return;
+  }
+  check_keys(v, "convention", convention_keys, p);
+  if (auto it = v.find("name"); it != v.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
+        it->get_ref<const std::string&>().size() > max_convention_bytes) {
+      p.expected("convention.name",
+                 "a string of 1 to " + std::to_string(max_convention_bytes) + " bytes", *it);
+    } else {
+      out.name = it->get<std::string>();
+    }
+  }
+  if (auto it = v.find("leader"); it != v.end()) {
+    if (it->is_null()) {
+      out.leader.clear();
+    } else {
+      read_host_port(*it, "convention.leader", 1, out.leader, p);
+    }
+  }
+  if (auto it = v.find("advertise"); it != v.end()) {
+    if (it->is_null()) {
+      out.advertise.clear();
+    } else {
+      read_host_port(*it, "convention.advertise", 1, out.advertise, p);
+    }
+  }
+  if (auto it = v.find("capabilities"); it != v.end()) {
+    if (!it->is_object()) {
+      p.expected("convention.capabilities", "an object", *it);
+    } else {
+      out.capabilities = *it;
+    }
+  }
+  if (auto it = v.find("membership"); it != v.end()) {
+    if (it->is_null()) {
+      out.membership.clear();
+    } else if (!it->is_string() || !internal::parse_etcd_url(it->get<std::string>())) {
+      p.expected("convention.membership", "\"etcd://host:port[,host:port...]\"", *it);
+    } else {
+      out.membership = it->get<std::string>();
+    }
+  }
+  if (auto it = v.find("forward_logs"); it != v.end()) {
+    if (!it->is_boolean()) {
+      p.expected("convention.forward_logs", "true or false", *it);
+    } else {
+      out.forward_logs = it->get<bool>();
+    }
+  }
+  if (auto it = v.find("module_cache"); it != v.end()) {
+    read_optional_path(*it, "convention.module_cache", out.module_cache, p);
+  }
+}
+
+/// Rules between keys, checked once every key is valid on its own.
+void check_across(const serve_config& c, problems& p) {
+  if (c.peer_timeout_ms <= c.heartbeat_ms) {
+    p.expected("peer_timeout_ms", "more than heartbeat_ms (" + std::to_string(c.heartbeat_ms) + ")",
+               json(c.peer_timeout_ms));
+  }
+  if (c.shards > 0) {
+    for (std::size_t i = 0; i < c.actors.size(); ++i) {
+      const auto& s = c.actors[i].shard;
+      if (s && *s >= c.shards) {
+        p.expected(child(element("actors", i), "shard"),
+                   "a shard below shards (" + std::to_string(c.shards) + ")", json(*s));
+      }
+    }
+  }
+  if (!c.admin.empty() && !c.listen.empty()) {
+    const auto admin = split_host_port(c.admin);
+    const auto listen = split_host_port(c.listen);
+    const auto any = [](const std::string& h) { return h == "0.0.0.0" || h == "[::]"; };
+    if (admin && listen && admin->port != 0 && admin->port == listen->port &&
+        (admin->host == listen->host || any(admin->host) || any(listen->host))) {
+      p.add("admin",
+            in_quotes(c.admin) + " takes the port of listen (" + in_quotes(c.listen) + ")");
+    }
+  }
+  if (!c.convention.leader.empty() && !c.convention.membership.empty()) {
+    p.add("convention.membership",
+          "a convention has a leader or keeps its membership in etcd, "
+          "not both");
+  }
+  if (!c.convention.leader.empty() || !c.convention.membership.empty()) {
+    if (c.listen.empty()) {
+      p.add("convention.leader", "a member of a convention listens for its peers: set listen");
+    } else if (c.convention.advertise.empty()) {
+      const auto listen = split_host_port(c.listen);
+      if (listen && (listen->host == "0.0.0.0" || listen->host == "[::]" || listen->host == "::")) {
+        p.add("convention.advertise",
+              "needed when listen is " + in_quotes(c.listen) +
+                  ": the address the other members dial to reach this engine");
+      }
+    }
+  }
+}
+
+/// Where a key was given twice, as "path: duplicate key 'k'". nlohmann keeps
+/// the last value silently; a file that says two things is a problem.
+class duplicate_finder {
+ public:
+  bool operator()(int /*depth*/, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start: frames_.push_back({true}); break;
+      case json::parse_event_t::array_start: frames_.push_back({false}); break;
+      case json::parse_event_t::key: {
+        auto& top = frames_.back();
+        top.key = parsed.get<std::string>();
+        if (!top.keys.insert(top.key).second) p_->add(path(), "duplicate key '" + top.key + "'");
+        break;
+      }
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        frames_.pop_back();
+        next_element();
+        break;
+      case json::parse_event_t::value: next_element(); break;
+    }
+    return true;
+  }
+  explicit duplicate_finder(problems& p) : p_(&p) {}
+
+ private:
+  struct frame {
+    bool object;
+    std::string key{};
+    std::size_t index = 0;
+    std::set<std::string> keys{};
+  };
+  void next_element() {
+    if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+  }
+  /// The path of the innermost object.
+  std::string path() const {
+    std::string out;
+    for (std::size_t i = 0; i + 1 < frames_.size(); ++i) {
+      out = frames_[i].object ? child(out, frames_[i].key) : element(out, frames_[i].index);
+    }
+    return out;
+  }
+  std::vector<frame> frames_;
+  problems* p_;
+};
+
+/// "at byte 17, line 3, column 6: syntax error ..." from nlohmann's message.
+std::string describe_parse_error(const json::parse_error& e) {
+  std::string text = e.what();
+  if (const auto close = text.find("] "); close != std::string::npos) text.erase(0, close + 2);
+  const std::string_view lead = "parse error at ";
+  std::string out = "invalid JSON at byte " + std::to_string(e.byte);
+  if (text.compare(0, lead.size(), lead) == 0) {
+    out += ", " + text.substr(lead.size());
+  } else {
+    out += ": " + text;
+  }
+  return out;
+}
+
+bool read_file(const std::string& path, std::string& bytes, std::string& error) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = path + ": cannot be read: " + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    ::close(fd);
+    error = path + ": cannot be read: it is a directory";
+    return false;
+  }
+  bytes.clear();
+  char buf[16384];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      error = path + ": cannot be read: " + std::strerror(errno);
+      ::close(fd);
+      return false;
+    }
+    bytes.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return true;
+}
+
+void resolve(std::string& file, const std::filesystem::path& dir) {
+  if (file.empty() || dir.empty()) return;
+  const std::filesystem::path p(file);
+  if (p.is_relative()) file = (dir / p).lexically_normal().string();
+}
+
+/// The configuration `doc` describes, or nullopt with what is wrong in `p`.
+std::optional<serve_config> parse_into(const json& doc, problems& p) {
+  if (!doc.is_object()) {
+    p.add("", "expected a JSON object at the top level, got " + shown(doc));
+    return std::nullopt;
+  }
+  const std::size_t before = p.size();
+  check_keys(doc, "", top_keys, p);
+  serve_config c;
+  const auto get = [&doc](const char* key) -> const json* {
+    const auto it = doc.find(key);
+    return it == doc.end() ? nullptr : &*it;
+  };
+  if (const json* v = get("shards")) read_integer(*v, "shards", 0, max_shards, c.shards, p);
+  if (const json* v = get("io")) read_choice(*v, "io", io_choices, c.io, p);
+  if (const json* v = get("workers")) read_integer(*v, "workers", 0, max_workers, c.workers, p);
+  if (const json* v = get("engine_id")) {
+    read_integer(*v, "engine_id", 1, max_engine_id, c.engine_id, p);
+  }
+  if (const json* v = get("listen")) {
+    if (v->is_null()) {
+      c.listen.clear();
+    } else {
+      read_host_port(*v, "listen", 0, c.listen, p);
+    }
+  }
+  if (const json* v = get("peers")) {
+    read_unique_list(*v, "peers", c.peers, p,
+                     [&p](const json& e, const std::string& path, std::string& out) {
+                       return read_host_port(e, path, 1, out, p);
+                     });
+  }
+  if (const json* v = get("secret_file")) read_optional_path(*v, "secret_file", c.secret_file, p);
+  if (const json* v = get("convention")) read_convention(*v, c.convention, p);
+  if (const json* v = get("heartbeat_ms")) {
+    read_integer(*v, "heartbeat_ms", min_heartbeat_ms, max_heartbeat_ms, c.heartbeat_ms, p);
+  }
+  if (const json* v = get("peer_timeout_ms")) {
+    read_integer(*v, "peer_timeout_ms", min_peer_timeout_ms, max_peer_timeout_ms, c.peer_timeout_ms,
+                 p);
+  }
+  if (const json* v = get("log_level")) read_choice(*v, "log_level", log_levels, c.log_level, p);
+  if (const json* v = get("admin")) {
+    if (v->is_null()) {
+      c.admin.clear();
+    } else {
+      read_host_port(*v, "admin", 0, c.admin, p);
+    }
+  }
+  if (const json* v = get("admin_token_file")) {
+    read_optional_path(*v, "admin_token_file", c.admin_token_file, p);
+  }
+  if (const json* v = get("modules")) {
+    read_unique_list(*v, "modules", c.modules, p,
+                     [&p](const json& e, const std::string& path, std::string& out) {
+                       return read_nonempty_string(e, path, out, p);
+                     });
+  }
+  if (const json* v = get("actors")) read_actors(*v, c.actors, p);
+  if (const json* v = get("limits")) read_limits(*v, c.limits, p);
+  if (p.size() == before) check_across(c, p);
+  if (p.size() != before) return std::nullopt;
+  return c;
+}
+
+}  // namespace
+
+std::optional<serve_config> parse_config(const nlohmann::json& doc, std::string& error) {
+  problems p;
+  auto c = parse_into(doc, p);
+  error = p.text();
+  return c;
+}
+
+std::optional<serve_config> load_config_file(const std::string& path, std::string& error) {
+  error.clear();
+  std::string text;
+  if (!read_file(path, text, error)) return std::nullopt;
+  problems p;
+  json doc;
+  try {
+    doc = json::parse(text, duplicate_finder(p), /*allow_exceptions=*/true,
+                      /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    error = path + ": " + describe_parse_error(e);
+    return std::nullopt;
+  }
+  auto c = parse_into(doc, p);
+  if (!p.empty()) {
+    error = p.text(path + ": ");
+    return std::nullopt;
+  }
+  const auto dir = std::filesystem::path(path).parent_path();
+  resolve(c->secret_file, dir);
+  resolve(c->admin_token_file, dir);
+  resolve(c->convention.module_cache, dir);
+  for (auto& m : c->modules) resolve(m, dir);
+  return c;
+}
+
+std::string validate_config(const serve_config& config) {
+  std::string error;
+  parse_config(nlohmann::json(to_json(config)), error);
+  return error;
+}
+
+void apply_overrides(serve_config& config, const serve_overrides& flags) {
+  if (flags.shards) config.shards = *flags.shards;
+  if (flags.workers) config.workers = *flags.workers;
+  if (flags.io) config.io = *flags.io;
+  if (flags.engine_id) config.engine_id = *flags.engine_id;
+  if (flags.listen) config.listen = *flags.listen;
+  if (flags.peers) config.peers = *flags.peers;
+  if (flags.secret_file) config.secret_file = *flags.secret_file;
+  if (flags.convention) config.convention.leader = *flags.convention;
+  if (flags.convention_name) config.convention.name = *flags.convention_name;
+  if (flags.capabilities) config.convention.capabilities = *flags.capabilities;
+  if (flags.advertise) config.convention.advertise = *flags.advertise;
+  if (flags.forward_logs) config.convention.forward_logs = *flags.forward_logs;
+  if (flags.membership) config.convention.membership = *flags.membership;
+  if (flags.heartbeat_ms) config.heartbeat_ms = *flags.heartbeat_ms;
+  if (flags.peer_timeout_ms) config.peer_timeout_ms = *flags.peer_timeout_ms;
+  if (flags.log_level) config.log_level = *flags.log_level;
+  if (flags.admin) config.admin = *flags.admin;
+  if (flags.admin_token_file) config.admin_token_file = *flags.admin_token_file;
+  if (flags.modules) config.modules = *flags.modules;
+  if (flags.max_frame) config.limits.max_frame = *flags.max_frame;
+  if (flags.mailbox_limit) config.limits.mailbox_limit = *flags.mailbox_limit;
+}
+
+nlohmann::ordered_json to_json(const serve_config& c) {
+  using ojson = nlohmann::ordered_json;
+  const auto or_null = [](const std::string& s) { return s.empty() ? ojson() : ojson(s); };
+  ojson actors = ojson::array();
+  for (const auto& a : c.actors) {
+    ojson one = {{"type", a.type}};
+    if (!a.name.empty()) one["name"] = a.name;
+    if (a.shard) one["shard"] = *a.shard;
+    if (!a.args.is_null()) one["args"] = ojson(a.args);
+    actors.push_back(std::move(one));
+  }
+  ojson out;
+  out["shards"] = c.shards;
+  out["io"] = c.io;
+  out["engine_id"] = c.engine_id;
+  out["workers"] = c.workers;
+  out["listen"] = or_null(c.listen);
+  out["peers"] = c.peers;
+  out["secret_file"] = or_null(c.secret_file);
+  out["convention"] = {{"name", c.convention.name},
+                       {"leader", or_null(c.convention.leader)},
+                       {"advertise", or_null(c.convention.advertise)},
+                       {"capabilities", ojson(c.convention.capabilities)},
+                       {"module_cache", or_null(c.convention.module_cache)},
+                       {"forward_logs", c.convention.forward_logs},
+                       {"membership", or_null(c.convention.membership)}};
+  out["heartbeat_ms"] = c.heartbeat_ms;
+  out["peer_timeout_ms"] = c.peer_timeout_ms;
+  out["log_level"] = c.log_level;
+  out["admin"] = or_null(c.admin);
+  out["admin_token_file"] = or_null(c.admin_token_file);
+  out["modules"] = c.modules;
+  out["actors"] = std::move(actors);
+  out["limits"] = {{"max_frame", c.limits.max_frame}, {"mailbox_limit", c.limits.mailbox_limit}};
+  return out;
+}
+
+system_options to_system_options(const serve_config& c) {
+  system_options o;
+  o.shards = c.shards;
+  o.io = io::parse_backend_choice(c.io).value_or(io::backend_choice::automatic);
+  o.engine_id = c.engine_id;
+  o.listen = c.listen;
+  o.peers = c.peers;
+  o.convention = c.convention.name;
+  o.convention_leader = c.convention.leader;
+  o.advertise = c.convention.advertise;
+  o.capabilities = c.convention.capabilities;
+  o.module_cache = c.convention.module_cache;
+  o.forward_logs = c.convention.forward_logs;
+  o.membership = c.convention.membership;
+  o.heartbeat = std::chrono::milliseconds(c.heartbeat_ms);
+  o.peer_timeout = std::chrono::milliseconds(c.peer_timeout_ms);
+  o.max_frame = c.limits.max_frame;
+  return o;
+}
+
+}  // namespace troupe
