@@ -31,6 +31,7 @@ add_library(troupe::headers ALIAS troupe_headers)
 set_target_properties(troupe_headers PROPERTIES EXPORT_NAME headers)
 target_include_directories(troupe_headers INTERFACE
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/engine/core/include>
+  $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/engine/remote/include>
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/engine/cluster/include>
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/io/include>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
@@ -50,6 +51,7 @@ target_link_options(troupe_headers INTERFACE ${troupe_link_options})
 install(TARGETS troupe troupe_headers EXPORT troupe_targets
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/engine/core/include/troupe
+                  ${PROJECT_SOURCE_DIR}/engine/remote/include/troupe
                   ${PROJECT_SOURCE_DIR}/engine/cluster/include/troupe
                   ${PROJECT_SOURCE_DIR}/io/include/troupe
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}

@@ -29,6 +29,8 @@
 #include <thread>
 #include <vector>
 
+#include "troupe/convention.hpp"
+#include "troupe/remote.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
@@ -104,13 +106,12 @@ int child(std::uint32_t engine, const std::string& leader, unsigned processes, u
   troupe::system_options o;
   o.engine_id = engine;
   o.shards = shards;
-  o.listen = engine == 1 ? leader : "127.0.0.1:0";
-  o.convention_leader = leader;
-  o.capabilities = {{"index", engine}};
-  troupe::system sys(o);
+  troupe::system sys(
+      o, troupe::with_links({.listen = engine == 1 ? leader : "127.0.0.1:0"}),
+      troupe::with_convention({.leader = leader, .capabilities = {{"index", engine}}}));
   // The whole convention first, then the workload at the agreed instant.
   for (int i = 0; i < 1000; ++i) {
-    auto m = sys.members();
+    auto m = troupe::members(sys);
     if (m && m.value().size() >= processes && wall_ms() >= start_at) break;
     std::this_thread::sleep_for(10ms);
   }
@@ -131,7 +132,7 @@ int child(std::uint32_t engine, const std::string& leader, unsigned processes, u
   for (unsigned s = 0; s < shards; ++s) n += handled[s].n.load();
   const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   running = false;
-  auto m = sys.members();
+  auto m = troupe::members(sys);
   std::printf("engine %u handled %llu in %.3f s, saw %zu members\n", engine,
               static_cast<unsigned long long>(n), took, m ? m.value().size() : 0);
   std::fflush(stdout);

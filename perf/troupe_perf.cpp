@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "troupe/remote.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
@@ -546,11 +547,10 @@ int serve_peer(unsigned n_shards) {
   troupe::system_options o = shards(n_shards);
   o.pin_shards = false;
   o.engine_id = 2;
-  o.listen = "127.0.0.1:0";
-  troupe::system sys(o);
+  troupe::system sys(o, troupe::with_links({.listen = "127.0.0.1:0"}));
   address po = sys.spawn<pong_actor>(troupe::spawn_options{.shard = 0});
   address si = sys.spawn<sink_actor>(troupe::spawn_options{.shard = 0});
-  std::printf("ready %u %s %s\n", sys.listen_port(), po.to_string().c_str(),
+  std::printf("ready %u %s %s\n", troupe::listen_port(sys), po.to_string().c_str(),
               si.to_string().c_str());
   std::fflush(stdout);
   int sig = 0;
@@ -603,8 +603,7 @@ measurement run_remote(unsigned n_shards, std::uint64_t n, bool pipeline) {
   troupe::system_options o = shards(n_shards);
   o.pin_shards = false;
   o.engine_id = 1;
-  o.peers = {"127.0.0.1:" + std::to_string(peer.port)};
-  troupe::system sys(o);
+  troupe::system sys(o, troupe::with_links({.peers = {"127.0.0.1:" + std::to_string(peer.port)}}));
   bool linked = false;
   for (int i = 0; i < 500 && !linked; ++i) {
     linked = static_cast<bool>(sys.ask<troupe::done>(peer.pong, ping{}, 1s));

@@ -3,6 +3,7 @@
 // load, and modules sent to the members that lack them.
 
 #include "cluster/convention.hpp"
+#include "cluster/convention_layer.hpp"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -14,10 +15,10 @@
 #include <set>
 
 #include "cluster/convention_pool_support.hpp"
-#include "remote/link.hpp"
 #include "core/off_shard.hpp"
 #include "core/shard.hpp"
 #include "core/system_impl.hpp"
+#include "remote/link.hpp"
 #include "troupe/convention_supervisor.hpp"
 #include "troupe/requirements.hpp"
 
@@ -247,7 +248,7 @@ class convention_agent
                    convention_subscription, capabilities_update, terminated, load_tick,
                    convention_join, log_line> {
  public:
-  explicit convention_agent(convention_options o) : opts_(std::move(o)) {}
+  explicit convention_agent(agent_options o) : opts_(std::move(o)) {}
 
   void on_start() {
     sys_ = &this_shard->owner();
@@ -267,11 +268,12 @@ class convention_agent
     joined_ = true;
     // From here the links tell this agent of every engine linked, and it
     // introduces itself to each.
-    if (link_table* links = this_shard->links()) links->set_agent(self());
+    if (link_table* links = link_table_of(*this_shard)) links->set_agent(self());
     if (opts_.in_etcd) {
       spdlog::info("engine {}: joining the convention kept in etcd", me_.info.engine);
       refresh_own_load();
-      sys_->join_membership(me_);  // its record goes in now, not when the engine started
+      convention_layer::of(*sys_)->join_membership(
+          me_);  // its record goes in now, not when the engine started
     } else {
       spdlog::info("engine {}: {} the convention at {}", me_.info.engine,
                    opts_.is_leader ? "leading" : "joining", opts_.leader);
@@ -436,7 +438,7 @@ class convention_agent
                    "capabilities must be a JSON object, got " + m.capabilities.dump());
     }
     me_.info.capabilities = m.capabilities;
-    if (opts_.in_etcd) sys_->publish_member(me_);
+    if (opts_.in_etcd) convention_layer::of(*sys_)->publish_member(me_);
     if (opts_.is_leader) {
       ++epoch_;
       broadcast_view();
@@ -622,7 +624,7 @@ class convention_agent
 
   /// Members link to each other: the higher engine id dials the lower.
   void redial() {
-    link_table* links = this_shard->links();
+    link_table* links = link_table_of(*this_shard);
     if (!links) return;
     std::set<std::string> want;
     for (const auto& [engine, p] : peers_) {
@@ -645,7 +647,7 @@ class convention_agent
   time_point want_link(peer& p, time_point now) {
     if (p.link_due == time_point{}) p.link_due = now + opts_.link_wait;
     const std::string& a = p.rec.info.link_address;
-    link_table* links = this_shard->links();
+    link_table* links = link_table_of(*this_shard);
     if (links && !a.empty()) {
       auto [it, added] = placement_dials_.try_emplace(a, p.link_due);
       if (added) links->dial(a);  // nothing if it is dialled already
@@ -659,7 +661,7 @@ class convention_agent
   /// the key of the entry this erases.
   void end_placement_dial(std::string address) {
     if (placement_dials_.erase(address) == 0) return;
-    link_table* links = this_shard->links();
+    link_table* links = link_table_of(*this_shard);
     if (links && !dialed_.contains(address)) links->undial(address);
   }
 
@@ -684,7 +686,7 @@ class convention_agent
 
   void refresh_own_load() { me_.info.actors = sys_->counters().actors_live; }
 
-  convention_options opts_;
+  agent_options opts_;
   system_impl* sys_ = nullptr;
   member_record me_;
   peer_map peers_;
@@ -701,7 +703,7 @@ class convention_agent
 
 }  // namespace
 
-address start_convention_agent(system_impl& sys, convention_options o) {
+address start_convention_agent(system_impl& sys, agent_options o) {
   register_convention_pool_messages();
   if (o.module_cache.empty()) {
     o.module_cache =
@@ -729,7 +731,7 @@ task<void> convention_supervisor::on(const internal::place_child& m) {
   const std::size_t i = m.index;
   if (i >= specs_.size() || !children_[i].is_null()) co_return;
   const placed_child spec = specs_[i];  // the message ends with this handler; keep a copy
-  result<address> a = co_await spawn_placed(spec.type, spec.args, spec.where);
+  result<address> a = co_await troupe::spawn_placed(*this, spec.type, spec.args, spec.where);
   if (!a) {
     spdlog::warn("engine {}: placing child {} ('{}') failed: {}; trying again in {} ms",
                  self().engine(), i, spec.type, a.err().describe(),

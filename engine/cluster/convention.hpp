@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/common.h>
 
+#include "remote/link.hpp"
 #include "troupe/address.hpp"
 #include "troupe/convention.hpp"
 #include "troupe/message.hpp"
@@ -34,7 +35,7 @@ namespace troupe::internal {
 
 class system_impl;
 
-struct convention_options {
+struct agent_options {
   /// "host:port" of the leader's link listener.
   std::string leader;
   /// This engine leads: its own link address is the leader's.
@@ -110,17 +111,12 @@ void to_json(nlohmann::json& j, const conv_load& m);
 void from_json(const nlohmann::json& j, conv_load& m);
 /// module_offer crosses by a codec of its own (a header, then the bytes).
 void register_module_offer(const std::string& name);
+/// The convention's messages cross between engines by these names from now
+/// on (troupe.conv.*). Idempotent; any thread.
+void register_convention_messages();
 
 // Local messages to this engine's agent.
 
-/// From the links (shard 0): the first link to `engine` came up, or the
-/// last one closed.
-struct link_changed {
-  std::uint32_t engine = 0;
-  bool up = false;
-  std::string dialed;  ///< the "host:port" this engine dialled; empty if accepted
-  std::string why;     ///< why it closed
-};
 /// Ask: the member table (std::vector<member>), this engine first.
 struct members_query {};
 /// `who` gets convention_update from now on (or no longer).
@@ -135,10 +131,7 @@ struct capabilities_update {
   nlohmann::json capabilities;
 };
 
-/// The logger's level for an actor's log_level.
-spdlog::level::level_enum spdlog_level(log_level l) noexcept;
-
 /// Spawns the agent on shard 0 (after the shards run) and returns it.
-address start_convention_agent(system_impl& sys, convention_options o);
+address start_convention_agent(system_impl& sys, agent_options o);
 
 }  // namespace troupe::internal

@@ -9,9 +9,10 @@
 #include <algorithm>
 #include <deque>
 
-#include "core/actor_access.hpp"
 #include "cluster/convention.hpp"
+#include "cluster/convention_layer.hpp"
 #include "cluster/convention_pool_support.hpp"
+#include "core/actor_access.hpp"
 #include "core/shard.hpp"
 #include "troupe/requirements.hpp"
 #include "troupe/wire.hpp"

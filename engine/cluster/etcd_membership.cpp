@@ -103,7 +103,7 @@ bool etcd_membership::register_here() {
       lease_ = lease;
       registered_ = false;
     }
-    if (etcd_names* names = sys_.names_in_etcd()) names->set_lease(lease);
+    if (auto* names = dynamic_cast<etcd_names*>(sys_.names_backend())) names->set_lease(lease);
   }
   std::string record;
   {
@@ -119,7 +119,7 @@ bool etcd_membership::register_here() {
         std::lock_guard g(lock_);
         lease_ = 0;
       }
-      if (etcd_names* names = sys_.names_in_etcd()) names->set_lease(0);
+      if (auto* names = dynamic_cast<etcd_names*>(sys_.names_backend())) names->set_lease(0);
     }
     return false;
   }
@@ -184,7 +184,7 @@ void etcd_membership::run() {
       spdlog::warn("engine {}: its etcd lease expired; registering again", engine_);
       lease_ = 0;
       registered_ = false;
-      if (etcd_names* names = sys_.names_in_etcd()) names->set_lease(0);
+      if (auto* names = dynamic_cast<etcd_names*>(sys_.names_backend())) names->set_lease(0);
     }
   }
 }

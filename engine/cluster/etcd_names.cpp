@@ -104,6 +104,10 @@ bool etcd_names::handle(shard& s, envelope* e, bool running) {
   } else if (e->type == type_id<name_changed>()) {
     const name_changed& m = e->as<name_changed>();
     auto& bound = sides_[s.index()]->bound;
+    if (m.all)
+      s.forget_cached_names();
+    else
+      s.forget_cached_name(m.name, m.now);
     if (m.all) {
       bound.clear();
     } else if (auto it = bound.find(m.name); it != bound.end() && it->second != m.now) {

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "cluster/etcd_client.hpp"
+#include "core/extension_points.hpp"
 #include "troupe/address.hpp"
 #include "troupe/internal/envelope.hpp"
 
@@ -45,20 +46,43 @@ namespace troupe::internal {
 class shard;
 class system_impl;
 
+/// From the etcd names thread to a name's shard (below):
+/// how its request to etcd went. Never crosses to another engine.
+struct name_etcd_result {
+  enum class op : std::uint8_t { claim, lookup, release };
+  op what;
+  std::string name;
+  envelope* request;  ///< the claim or lookup that asked (null for a release): the shard's again
+  bool ok;            ///< etcd answered; else `code` and `text` say why not
+  bool created;       ///< a claim: its actor is the name's, at `who`
+  bool cacheable;     ///< the watch will tell of any later change of the name
+  address who;        ///< the name's actor as etcd holds it; null: the name is free
+  errc code;
+  std::string text;
+};
+/// From the etcd names watch to every shard of this engine: the name's
+/// binding in etcd is now `now` (null: none); drop a cached one that
+/// differs. `all`: forget every cached name (the watch missed changes).
+struct name_changed {
+  std::string name;
+  address now;
+  bool all = false;
+};
 /// The names of one engine's directory, kept in etcd. Owned by its
-/// system_impl, created before the shards run and closed before they stop.
+/// system_impl (its name backend), created before the shards run and closed
+/// before they stop.
 ///
 /// Threads: handle() and forget_engine() on a shard's own thread, for
 /// that shard (each shard's cache is its own); set_lease() and close()
 /// from any thread. The etcd calls run on a thread of this object, never
 /// on a shard; their results come back to the name's shard as messages.
-class etcd_names {
+class etcd_names final : public name_backend {
  public:
   /// Longest name kept in etcd, in bytes.
   static constexpr std::size_t max_name_bytes = 1024;
 
   etcd_names(system_impl& sys, std::vector<std::string> endpoints, const std::string& convention);
-  ~etcd_names();  ///< close()
+  ~etcd_names() override;  ///< close()
   etcd_names(const etcd_names&) = delete;
   etcd_names& operator=(const etcd_names&) = delete;
 
@@ -74,18 +98,18 @@ class etcd_names {
   /// Stops taking requests: the queued ones fail with errc::shutting_down,
   /// the one running finishes (its etcd call is bounded), the watch ends.
   /// Call while the shards still run: the answers go to them. Idempotent.
-  void close();
+  void close() override;
 
   /// A name control message for shard `s` (name_claim, name_lookup,
   /// name_release, name_etcd_result, name_changed): handles it and takes
   /// `e`; false (and `e` untouched) if it is none of these. `running`:
   /// the shard is not shutting down. The shard's own thread.
-  bool handle(shard& s, envelope* e, bool running);
+  bool handle(shard& s, envelope* e, bool running) override;
 
   /// The link to `engine` is gone: `s` forgets its cached bindings to
   /// actors there (etcd keeps them until that engine's lease ends). The
   /// shard's own thread.
-  void forget_engine(shard& s, std::uint32_t engine);
+  void forget_engine(shard& s, std::uint32_t engine) override;
 
  private:
   struct job {

@@ -22,7 +22,6 @@
 #include <algorithm>
 
 #include "core/actor_access.hpp"
-#include "cluster/etcd_names.hpp"
 #include "core/shard.hpp"
 #include "core/system_impl.hpp"
 
@@ -63,7 +62,7 @@ address shard::local_directory_for(std::string_view name) const {
 }
 
 address shard::directory_for(std::string_view name) const {
-  if (!sys_.has_links() || sys_.names_in_etcd()) return local_directory_for(name);
+  if (!sys_.has_router() || sys_.names_backend()) return local_directory_for(name);
   const std::uint64_t h = name_hash(name);
   std::uint32_t best = engine_;
   std::uint64_t best_score = 0;
@@ -87,17 +86,8 @@ std::optional<address> shard::cached_name(const std::string& name) const {
 }
 
 bool shard::handle_name_control(envelope* e) {
-  if (etcd_names* in_etcd = sys_.names_in_etcd()) {
-    if (e->type == type_id<name_changed>()) {
-      const name_changed& m = e->as<name_changed>();
-      if (m.all) {
-        name_cache_.clear();
-      } else if (auto it = name_cache_.find(m.name);
-                 it != name_cache_.end() && it->second != m.now) {
-        name_cache_.erase(it);
-      }
-    }
-    if (in_etcd->handle(*this, e, phase_ == shutdown_phase::running)) return true;
+  if (name_backend* backend = sys_.names_backend()) {
+    if (backend->handle(*this, e, phase_ == shutdown_phase::running)) return true;
   }
   if (e->type == type_id<name_claim>()) {
     name_claim& m = e->as<name_claim>();
@@ -224,7 +214,7 @@ bool shard::handle_name_control(envelope* e) {
 
 void shard::forget_names_of(std::uint32_t engine) {
   std::erase_if(name_cache_, [&](const auto& kv) { return kv.second.engine() == engine; });
-  if (etcd_names* in_etcd = sys_.names_in_etcd()) in_etcd->forget_engine(*this, engine);
+  if (name_backend* backend = sys_.names_backend()) backend->forget_engine(*this, engine);
   for (auto it = directory_.begin(); it != directory_.end();) {
     if (it->second.engine() == engine) {
       const std::string name = it->first;

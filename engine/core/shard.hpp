@@ -24,7 +24,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "remote/link.hpp"
+#include "core/extension_points.hpp"
 #include "core/spsc_ring.hpp"
 #include "troupe/actor.hpp"
 #include "troupe/io/reactor.hpp"
@@ -103,9 +103,11 @@ class alignas(64) shard {
   void dead_letter(envelope* e, dead_reason why, const actor_base* at = nullptr);
   void set_dead_letter_handler(const address& handler) { dead_letter_handler_ = handler; }
 
-  // --- links to other engines (shard 0) ---
-  link_table* links() noexcept { return links_.get(); }
-  void set_links(std::unique_ptr<link_table> t) { links_ = std::move(t); }
+  // --- other engines (engine/core/extension_points.hpp) ---
+  /// How this shard reaches other engines; null without links. Own thread
+  /// (set before it runs).
+  remote_router* router() noexcept { return router_.get(); }
+  void set_router(std::unique_ptr<remote_router> r) { router_ = std::move(r); }
   void count_remote_out() noexcept { shard_counters::bump(counters_.remote_out); }
   void set_links_served(std::uint64_t n) noexcept {
     counters_.links.store(n, std::memory_order_relaxed);
@@ -225,6 +227,14 @@ class alignas(64) shard {
   void make_ready(actor_base& a);
   void park(std::uint32_t slot, envelope* e);
   void handle_control(envelope* e);
+  /// The core's own control messages, by type (handle_control's table).
+  static void add_core_controls(control_registry& r);
+  bool on_install(envelope* e);
+  bool on_supervision_control(envelope* e);
+  bool on_peer_lost(envelope* e);
+  bool on_mailbox_depth_query(envelope* e);
+  bool on_abandon_ask(envelope* e);
+  bool on_watch_request(envelope* e);
   void install(actor_base* a, std::uint32_t slot, std::uint32_t incarnation, actor_factory* factory,
                const address& parent, const supervision_policy* policy, std::uint32_t mailbox_limit,
                const std::string* name = nullptr);
@@ -281,8 +291,6 @@ class alignas(64) shard {
   bool may_log();
 
   // directory (engine/directory.cpp)
-  /// Handles a name_* control message; false if `e` is not one.
-  bool handle_name_control(envelope* e);
   void release_name(std::uint32_t slot, const address& who);
   /// A name_claim whose directory is on another engine: reserve the name
   /// there, then spawn here and bind it, or answer with the one that lives.
@@ -298,6 +306,12 @@ class alignas(64) shard {
   };
 
  public:
+  /// A control message that a layer turned into a message for an actor of
+  /// this shard (its target and flags changed): delivered here. Own thread.
+  void deliver_control_to_actor(envelope* e) { deliver_here(e); }
+  /// Handles a name_* control message (the directory's, or its backend's);
+  /// false if `e` is not one. Own thread.
+  bool handle_name_control(envelope* e);
   /// The shard that keeps `name` in the directory, as an address to send
   /// control messages to. Any thread.
   address directory_for(std::string_view name) const;
@@ -310,6 +324,12 @@ class alignas(64) shard {
   void finish_remote_claim(envelope* claim, const address& dir, envelope* reply);
   std::optional<address> cached_name(const std::string& name) const;
   void cache_name(const std::string& name, const address& a) { name_cache_[name] = a; }
+  /// Drops the cached binding of `name` unless it is `now`.
+  void forget_cached_name(const std::string& name, const address& now) {
+    if (auto it = name_cache_.find(name); it != name_cache_.end() && it->second != now)
+      name_cache_.erase(it);
+  }
+  void forget_cached_names() { name_cache_.clear(); }
 
  private:
   // asks
@@ -422,7 +442,7 @@ class alignas(64) shard {
   unsigned io_passes_ = 0;
   /// How long to poll before sleeping (see spin_min, spin_max).
   std::chrono::steady_clock::duration spin_ = std::chrono::microseconds(50);
-  std::unique_ptr<link_table> links_;
+  std::unique_ptr<remote_router> router_;
 
   // placement
   std::uint32_t round_robin_ = 0;

@@ -9,9 +9,6 @@
 #include <stdexcept>
 
 #include "core/actor_access.hpp"
-#include "cluster/convention.hpp"
-#include "cluster/etcd_membership.hpp"
-#include "cluster/etcd_names.hpp"
 #include "core/system_impl.hpp"
 
 namespace troupe::internal {
@@ -27,7 +24,8 @@ constexpr auto quiet_limit = std::chrono::seconds(30);
 
 }  // namespace
 
-system_impl::system_impl(system_options options) : options_(options) {
+system_impl::system_impl(system_options options, std::vector<extension_ptr> extensions)
+    : options_(std::move(options)), extensions_(std::move(extensions)) {
   unsigned n = options_.inline_mode ? 1u
                : options_.shards    ? options_.shards
                                     : std::max(1u, std::thread::hardware_concurrency());
@@ -54,7 +52,12 @@ system_impl::system_impl(system_options options) : options_(options) {
     }
     shards_[s]->connect(std::move(in), std::move(out));
   }
-  set_up_links();
+  shard::add_core_controls(controls_);
+  for (auto& x : extensions_) {
+    if (!x) throw std::invalid_argument("a null extension");
+    x->configure(*this);
+  }
+  for (auto& x : extensions_) x->attach(*this);
   if (options_.inline_mode) {
     shard* saved = this_shard;
     shards_[0]->attach(options_.io);
@@ -62,107 +65,15 @@ system_impl::system_impl(system_options options) : options_(options) {
   } else {
     start_threads();
   }
-  if (convention_) {
-    convention_->advertise = options_.advertise.empty()
-                                 ? listen_host_ + ":" + std::to_string(listen_port_)
-                                 : options_.advertise;
-    if (convention_->in_etcd) {
-      // Before the agent, which hands it this engine's record when it joins.
-      membership_ = std::make_unique<etcd_membership>(*this, etcd_endpoints_, options_.convention,
-                                                      options_.engine_id, options_.peer_timeout);
-    }
-    agent_ = start_convention_agent(*this, std::move(*convention_));
-    convention_.reset();
-  }
+  for (auto& x : extensions_) x->started(*this);
 }
 
-void system_impl::set_up_links() {
-  if (options_.listen.empty() && options_.peers.empty() && options_.convention_leader.empty() &&
-      options_.membership.empty())
-    return;
+void system_impl::set_router(std::size_t shard, std::unique_ptr<remote_router> r) {
   if (options_.inline_mode) {
     throw std::invalid_argument("links to other engines need shard threads, not inline mode");
   }
-  std::string host;
-  std::uint16_t port = 0;
-  for (const std::string& p : options_.peers) {
-    if (!parse_peer(p, host, port) || port == 0) {
-      throw std::invalid_argument("peer '" + p + "' is not host:port");
-    }
-  }
-  link_options lo;
-  lo.peers = options_.peers;
-  if (!options_.membership.empty()) {
-    if (!options_.convention_leader.empty()) {
-      throw std::invalid_argument(
-          "a convention has a leader or keeps its membership in etcd, not both");
-    }
-    auto endpoints = parse_etcd_url(options_.membership);
-    if (!endpoints) throw std::invalid_argument(endpoints.err().text());
-    etcd_endpoints_ = std::move(endpoints.value());
-  }
-  if (!options_.convention_leader.empty() || !options_.membership.empty()) {
-    std::string leader_host, listen_host;
-    std::uint16_t leader_port = 0, listen_port = 0;
-    if (options_.membership.empty() &&
-        (!parse_peer(options_.convention_leader, leader_host, leader_port) || leader_port == 0)) {
-      throw std::invalid_argument("convention leader '" + options_.convention_leader +
-                                  "' is not host:port");
-    }
-    if (options_.listen.empty() || !parse_peer(options_.listen, listen_host, listen_port)) {
-      throw std::invalid_argument(
-          "a member of a convention listens for its peers: set listen (host:port)");
-    }
-    if (!options_.capabilities.is_object()) {
-      throw std::invalid_argument("capabilities must be a JSON object, got " +
-                                  options_.capabilities.dump());
-    }
-    if (options_.advertise.empty() && (listen_host == "0.0.0.0" || listen_host == "::")) {
-      throw std::invalid_argument("listening on " + listen_host +
-                                  ", the convention needs the address others dial: set advertise");
-    }
-    convention_options co;
-    co.leader = options_.convention_leader;
-    co.in_etcd = !options_.membership.empty();
-    co.is_leader = !co.in_etcd && leader_host == listen_host && leader_port == listen_port;
-    co.capabilities = options_.capabilities;
-    co.module_cache = options_.module_cache;
-    co.load_every = options_.load_every;
-    co.join_at_start = options_.join_convention_at_start;
-    co.forward_logs = options_.forward_logs;
-    co.link_wait = options_.peer_timeout;
-    if (!co.is_leader && !co.in_etcd &&
-        std::find(lo.peers.begin(), lo.peers.end(), co.leader) == lo.peers.end()) {
-      lo.peers.push_back(co.leader);  // dialled, and redialled while it is away
-    }
-    listen_host_ = listen_host;
-    convention_ = std::move(co);
-  }
-  lo.convention = options_.convention;
-  lo.secret = options_.secret;
-  lo.heartbeat = options_.heartbeat;
-  lo.peer_timeout = options_.peer_timeout;
-  lo.max_frame = options_.max_frame;
-  auto table = std::make_unique<link_table>(*shards_[0], lo);
-  if (!options_.listen.empty()) {
-    if (!parse_peer(options_.listen, host, port)) {
-      throw std::invalid_argument("listen address '" + options_.listen + "' is not host:port");
-    }
-    auto s = net::listen(host, port);  // blocking until shard 0 adapts it
-    if (!s)
-      throw std::runtime_error("cannot listen for peers on " + options_.listen + ": " +
-                               s.err().text());
-    listen_port_ = s->local_port();
-    table->adopt_listener(std::move(*s));
-  }
-  shards_[0]->set_links(std::move(table));
-  for (std::size_t i = 1; i < shards_.size(); ++i) {
-    shards_[i]->set_links(std::make_unique<link_table>(*shards_[i], lo));
-  }
-  has_links_ = true;
-  if (!etcd_endpoints_.empty()) {
-    names_ = std::make_unique<etcd_names>(*this, etcd_endpoints_, options_.convention);
-  }
+  shards_.at(shard)->set_router(std::move(r));
+  has_router_ = true;
 }
 
 void system_impl::start_threads() {
@@ -285,7 +196,7 @@ void system_impl::outside_send(envelope* e) {
   dead_reason why = dead_reason::count_;
   if (stopped())
     why = dead_reason::shutting_down;
-  else if (to.engine() != options_.engine_id && ((to.is_null() && !control) || !has_links_))
+  else if (to.engine() != options_.engine_id && ((to.is_null() && !control) || !has_router_))
     why = to.is_null() && !control ? dead_reason::no_such_actor : dead_reason::no_route;
   else if (to.engine() != options_.engine_id) {
     shards_[0]->post_outside(e);  // shard 0 holds the links to other engines
@@ -471,11 +382,9 @@ void system_impl::wait_quiet() {
 void system_impl::stop() {
   std::lock_guard g(stop_lock_);
   if (stopped()) return;
-  // The names in etcd answer their queued requests while the shards run.
+  // A name backend answers its queued requests while the shards run.
   if (names_) names_->close();
-  // Its record leaves etcd first: the others see it go. Closed, not freed:
-  // the agent may still hand it a record while the shards run.
-  if (membership_) membership_->close();
+  for (auto x = extensions_.rbegin(); x != extensions_.rend(); ++x) (*x)->stopping(*this);
   const shutdown_phase steps[] = {shutdown_phase::exit_requests, shutdown_phase::cancel_waits,
                                   shutdown_phase::closed};
   if (options_.inline_mode) {
@@ -587,7 +496,6 @@ address spawn_actor(shard* from, system_impl* sys, actor_base* a, actor_factory*
 }
 
 void outside_send(system_impl& sys, envelope* e) { sys.outside_send(e); }
-address convention_agent_of(shard& s) { return s.owner().convention_agent(); }
 
 spdlog::level::level_enum spdlog_level(log_level l) noexcept {
   static constexpr spdlog::level::level_enum levels[] = {spdlog::level::debug, spdlog::level::info,
@@ -595,20 +503,9 @@ spdlog::level::level_enum spdlog_level(log_level l) noexcept {
   return levels[static_cast<int>(l) & 3];
 }
 
-void system_impl::join_membership(const member_record& me) {
-  if (membership_) membership_->join(me);
-}
-
-void system_impl::publish_member(const member_record& me) {
-  if (membership_) membership_->update(me);
-}
-
 void actor_log(shard& s, const address& who, log_level level, std::string text) {
   spdlog::log(spdlog_level(level), "actor {}: {}", who.to_string(), text);
-  const address agent = s.owner().convention_agent();
-  if (!agent.is_null() && s.owner().forwards_logs()) {
-    s.send(make_envelope(log_line{who.engine(), who, level, std::move(text)}, who, agent));
-  }
+  if (log_forwarder* f = s.owner().log_forward()) f->forward(s, who, level, text);
 }
 envelope* outside_ask(system_impl& sys, envelope* request, duration timeout) {
   return sys.outside_ask(request, timeout);
@@ -618,13 +515,14 @@ envelope* outside_ask(system_impl& sys, envelope* request, duration timeout) {
 
 namespace troupe {
 
-system::system(system_options options) : impl_(std::make_unique<internal::system_impl>(options)) {}
+system::system(system_options options) : system(std::move(options), std::vector<extension_ptr>{}) {}
+system::system(system_options options, std::vector<extension_ptr> extensions)
+    : impl_(std::make_unique<internal::system_impl>(std::move(options), std::move(extensions))) {}
 system::~system() = default;
 
 std::uint64_t system::run_until_idle() { return impl_->run_until_idle(); }
 void system::stop() { impl_->stop(); }
 std::size_t system::shard_count() const noexcept { return impl_->shard_count(); }
-std::uint16_t system::listen_port() const noexcept { return impl_->listen_port(); }
 std::uint32_t system::engine_id() const noexcept { return impl_->engine(); }
 stats system::counters() const { return impl_->counters(); }
 std::vector<stats> system::shard_counters() const { return impl_->shard_counters_each(); }
@@ -634,44 +532,6 @@ result<address> system::lookup_name(std::string name, duration timeout) {
   return internal::take_reply<address>(internal::outside_ask(
       *impl_, internal::make_name_lookup(nullptr, impl_.get(), address{}, std::move(name)),
       timeout));
-}
-
-namespace {
-error no_convention() {
-  return error(errc::misuse,
-               "this engine is in no convention (start it with a convention leader to join)");
-}
-}  // namespace
-
-result<std::vector<member>> system::members(duration timeout) {
-  const address agent = impl_->convention_agent();
-  if (agent.is_null()) return no_convention();
-  return ask<std::vector<member>>(agent, internal::members_query{}, timeout);
-}
-
-void system::join_convention() {
-  const address agent = impl_->convention_agent();
-  if (!agent.is_null()) tell(agent, internal::convention_join{});
-}
-
-void system::subscribe_convention(const address& who, bool on) {
-  const address agent = impl_->convention_agent();
-  if (!agent.is_null()) tell(agent, internal::convention_subscription{who, on});
-}
-
-result<done> system::update_capabilities(nlohmann::json capabilities) {
-  const address agent = impl_->convention_agent();
-  if (agent.is_null()) return no_convention();
-  return ask<done>(agent, internal::capabilities_update{std::move(capabilities)},
-                   std::chrono::seconds(5));
-}
-
-result<address> system::spawn_placed(std::string type_name, nlohmann::json args, place_options o) {
-  const address agent = impl_->convention_agent();
-  if (agent.is_null()) return no_convention();
-  const duration timeout = o.timeout * 3;  // a member tried, a module sent, tried again
-  return ask<address>(
-      agent, internal::place_request{std::move(type_name), std::move(args), std::move(o)}, timeout);
 }
 
 result<address> system::spawn_type(const std::string& type_name, const nlohmann::json& args,
@@ -692,3 +552,14 @@ void system::set_dead_letter_handler(const address& handler) {
 }
 
 }  // namespace troupe
+
+namespace troupe::internal {
+
+void control_registry::add(const message_type* t, handler h) {
+  auto [it, fresh] = handlers_.try_emplace(t, std::move(h));
+  if (!fresh) {
+    throw std::logic_error("two handlers for the control message " + type_name(t));
+  }
+}
+
+}  // namespace troupe::internal

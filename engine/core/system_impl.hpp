@@ -12,11 +12,13 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <functional>
 
-#include "cluster/convention.hpp"
+#include "core/extension_points.hpp"
 #include "core/shard.hpp"
+#include "troupe/extension.hpp"
 #include "troupe/module.hpp"
 #include "troupe/system.hpp"
 
@@ -134,28 +136,6 @@ struct name_handoff {
 /// To every shard of this engine: an engine came up; hand the names kept
 /// here that now belong to another engine's directory to it.
 struct rehome_names {};
-/// From the etcd names thread to a name's shard (engine/etcd_names.hpp):
-/// how its request to etcd went. Never crosses to another engine.
-struct name_etcd_result {
-  enum class op : std::uint8_t { claim, lookup, release };
-  op what;
-  std::string name;
-  envelope* request;  ///< the claim or lookup that asked (null for a release): the shard's again
-  bool ok;            ///< etcd answered; else `code` and `text` say why not
-  bool created;       ///< a claim: its actor is the name's, at `who`
-  bool cacheable;     ///< the watch will tell of any later change of the name
-  address who;        ///< the name's actor as etcd holds it; null: the name is free
-  errc code;
-  std::string text;
-};
-/// From the etcd names watch to every shard of this engine: the name's
-/// binding in etcd is now `now` (null: none); drop a cached one that
-/// differs. `all`: forget every cached name (the watch missed changes).
-struct name_changed {
-  std::string name;
-  address now;
-  bool all = false;
-};
 void to_json(nlohmann::json& j, const name_handoff& m);
 void from_json(const nlohmann::json& j, name_handoff& m);
 void to_json(nlohmann::json& j, const name_lookup& m);
@@ -169,6 +149,9 @@ void from_json(const nlohmann::json& j, name_release& m);
 void to_json(nlohmann::json& j, const name_forget& m);
 void from_json(const nlohmann::json& j, name_forget& m);
 
+/// The logger's level for an actor's log_level.
+spdlog::level::level_enum spdlog_level(log_level l) noexcept;
+
 /// The modules loaded in this process (engine/module.cpp).
 std::vector<module_info> loaded_modules();
 /// The whole file at `path`; false if it cannot be read.
@@ -176,12 +159,9 @@ bool read_whole_file(const std::string& path, std::string& out);
 /// SHA-256 of `bytes`, in lower-case hex.
 std::string sha256_hex(std::string_view bytes);
 
-class etcd_membership;
-class etcd_names;
-
 class system_impl {
  public:
-  explicit system_impl(system_options options);
+  system_impl(system_options options, std::vector<extension_ptr> extensions);
   ~system_impl();
 
   void stop();
@@ -191,7 +171,33 @@ class system_impl {
   std::size_t shard_count() const noexcept { return shards_.size(); }
   std::uint32_t engine() const noexcept { return options_.engine_id; }
   bool inline_mode() const noexcept { return options_.inline_mode; }
-  bool has_links() const noexcept { return has_links_; }
+  const system_options& options() const noexcept { return options_; }
+
+  // --- extension points (engine/core/extension_points.hpp) ---
+  /// The extension of type E this system was given, or null. Any thread.
+  template <class E>
+  E* find_extension() const noexcept {
+    for (const auto& x : extensions_) {
+      if (auto* e = dynamic_cast<E*>(x.get())) return e;
+    }
+    return nullptr;
+  }
+  /// Before the shards run (extension::attach): shard i reaches other
+  /// engines through `r` from now on.
+  void set_router(std::size_t shard, std::unique_ptr<remote_router> r);
+  /// Some layer routes to other engines: addresses of other engines are
+  /// worth sending to, and names spread over the engines that are up.
+  bool has_router() const noexcept { return has_router_; }
+  /// Before the shards run: the directory's names live in `b` instead.
+  void set_name_backend(std::unique_ptr<name_backend> b) { names_ = std::move(b); }
+  name_backend* names_backend() const noexcept { return names_.get(); }
+  /// Before the shards run: actors' log lines go to `f` too.
+  void set_log_forwarder(std::unique_ptr<log_forwarder> f) { log_forwarder_ = std::move(f); }
+  log_forwarder* log_forward() const noexcept { return log_forwarder_.get(); }
+  /// The handlers of control messages; filled before the shards run.
+  control_registry& controls() noexcept { return controls_; }
+  const control_registry& controls() const noexcept { return controls_; }
+
   /// The engines this one knows to be up (itself and its linked peers),
   /// sorted: the directory spreads names over them.
   std::vector<std::uint32_t> known_engines() const;
@@ -206,18 +212,6 @@ class system_impl {
   /// Live actors with code in [lo, hi) over all shards (SIZE_MAX: no answer).
   std::size_t census(std::uintptr_t lo, std::uintptr_t hi, bool stop);
   void engine_down(std::uint32_t id);
-  std::uint16_t listen_port() const noexcept { return listen_port_; }
-  /// The convention's agent on shard 0; null when in no convention.
-  const address& convention_agent() const noexcept { return agent_; }
-  bool forwards_logs() const noexcept { return options_.forward_logs; }
-  /// The directory's names when they live in etcd (--membership etcd://...);
-  /// null otherwise. Set before the shards run. Any thread.
-  etcd_names* names_in_etcd() const noexcept { return names_.get(); }
-  /// This engine joins the convention as `me`: its record goes into etcd
-  /// (when membership is there). Any thread.
-  void join_membership(const member_record& me);
-  /// This engine's record changed: etcd hears of it (when membership is there).
-  void publish_member(const member_record& me);
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
   /// Chooses the shard for a new actor.
@@ -243,7 +237,6 @@ class system_impl {
     address target;
   };
   void start_threads();
-  void set_up_links();
   void wait_quiet();
   void broadcast_phase(shutdown_phase p);
   void dead_letter_outside(envelope* e, dead_reason why);
@@ -260,16 +253,21 @@ class system_impl {
   std::condition_variable waiters_cv_;
   std::unordered_map<std::uint64_t, outside_waiter*> waiters_;
   std::atomic<std::uint64_t> next_request_{1};
-  bool has_links_ = false;
+  bool has_router_ = false;
   mutable std::mutex engines_lock_;
   std::vector<std::uint32_t> peers_up_;  ///< sorted
-  std::uint16_t listen_port_ = 0;
-  std::string listen_host_;
-  std::optional<convention_options> convention_;  ///< until its agent starts
-  address agent_;
-  std::vector<std::string> etcd_endpoints_;
-  std::unique_ptr<etcd_membership> membership_;  ///< when kept in etcd
-  std::unique_ptr<etcd_names> names_;            ///< the directory's names, when in etcd
+  control_registry controls_;
+  std::unique_ptr<name_backend> names_;
+  std::unique_ptr<log_forwarder> log_forwarder_;
+  /// Declared last: destroyed first, while the shards (and the routers
+  /// they own) still exist.
+  std::vector<extension_ptr> extensions_;
+};
+
+/// From a troupe::system to its engine, for the layers' free functions.
+struct system_access {
+  static system_impl& impl(troupe::system& s) noexcept { return *s.impl_; }
+  static const system_impl& impl(const troupe::system& s) noexcept { return *s.impl_; }
 };
 
 }  // namespace troupe::internal

@@ -11,7 +11,6 @@
 #include <array>
 #include <cstring>
 
-#include "cluster/convention.hpp"
 #include "core/shard.hpp"
 #include "core/system_impl.hpp"
 

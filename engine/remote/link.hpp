@@ -43,23 +43,18 @@
 #include <unordered_set>
 #include <vector>
 
+#include "core/extension_points.hpp"
+#include "core/shard.hpp"
 #include "remote/frame.hpp"
 #include "troupe/actor.hpp"
 #include "troupe/net.hpp"
+#include "troupe/remote.hpp"
 
 namespace troupe::internal {
 
 class shard;
 
-struct link_options {
-  std::string listen;              ///< "host:port"; empty: accept no peers
-  std::vector<std::string> peers;  ///< "host:port" each, dialled and redialled
-  std::string convention = "troupe";
-  std::string secret;  ///< empty: no proof asked or given
-  duration heartbeat = std::chrono::milliseconds(500);
-  duration peer_timeout = std::chrono::seconds(3);
-  std::size_t max_frame = frame::default_max_frame;
-};
+using link_options = troupe::link_options;
 
 /// One connection to one peer engine.
 struct link {
@@ -115,6 +110,15 @@ struct link_group_end {
   std::uint64_t group;
   std::string why;
 };
+/// From the links (shard 0) to their observer (set_agent), e.g. the
+/// convention's agent: the first link to `engine` came up, or the
+/// last one closed.
+struct link_changed {
+  std::uint32_t engine = 0;
+  bool up = false;
+  std::string dialed;  ///< the "host:port" this engine dialled; empty if accepted
+  std::string why;     ///< why it closed
+};
 /// To a watcher's shard: its watch on another engine has its answer.
 struct watch_settled {
   std::uint32_t engine;
@@ -123,37 +127,40 @@ struct watch_settled {
 
 /// A shard's connections to other engines; on shard 0 (the hub) also the
 /// listener, the dialled peers and the groups.
-class link_table {
+class link_table final : public remote_router {
  public:
   link_table(shard& s, link_options o);
   link_table(const link_table&) = delete;
   link_table& operator=(const link_table&) = delete;
-  ~link_table();
+  ~link_table() override;
 
   /// Before the shard runs: the listening socket (bound by the system,
   /// so that a bad address fails the engine's start). Shard 0 only.
   void adopt_listener(net::socket s);
   /// On the shard's thread, once it runs: heartbeats; on shard 0 also
   /// accepts and dials.
-  void start();
+  void start() override;
   /// The link messages above (and peer_lost_msg's watches); false for any
   /// other control message. Does not free `e`.
   bool on_control(envelope* e);
   /// Every watch sent from this shard to `engine` fires with
   /// "engine lost: <why>".
   void fire_watches(std::uint32_t engine, const std::string& why);
+  void engine_lost(std::uint32_t engine, const std::string& why) override {
+    fire_watches(engine, why);
+  }
   /// `e` is for another engine: queued on its link, or dead-lettered.
-  void send(envelope* e);
+  void send(envelope* e) override;
   /// Sends what was queued this pass (one send in flight per link).
-  void flush();
+  void flush() override;
   /// Heartbeats and timeouts; called from the shard's timer.
   void tick();
   /// Shutting down: links say goodbye and close; nothing redials.
-  void stop();
+  void stop() override;
 
-  /// The convention's agent hears of links coming up and going down from
-  /// now on (link_changed), starting with those up now. Shard 0 only, as
-  /// the three below.
+  /// `agent` (the convention's, say) hears of links coming up and going
+  /// down from now on (link_changed), starting with those up now. Shard 0
+  /// only, as the three below.
   void set_agent(const address& agent);
   /// Dials `peer` ("host:port") and redials it until undial(); nothing if
   /// it is dialled already.
@@ -164,7 +171,7 @@ class link_table {
   std::uint16_t listen_port() const noexcept { return listen_port_; }
   /// Bytes waiting in links for their turn to be sent: the shard stops
   /// running actors while it is large (back-pressure).
-  std::size_t backlog() const noexcept { return backlog_; }
+  std::size_t backlog() const noexcept override { return backlog_; }
 
  private:
   /// Shard 0: one group of connections to one engine.
@@ -249,7 +256,15 @@ class link_table {
   std::size_t backlog_ = 0;
 };
 
+/// The link table of shard `s`; null if it reaches other engines some
+/// other way or not at all. `s`'s own thread.
+inline link_table* link_table_of(shard& s) noexcept;
+
 /// Splits "host:port"; false if it is not one.
 bool parse_peer(const std::string& text, std::string& host, std::uint16_t& port);
+
+inline link_table* link_table_of(shard& s) noexcept {
+  return dynamic_cast<link_table*>(s.router());
+}
 
 }  // namespace troupe::internal

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "core/off_shard.hpp"
+#include "troupe/convention.hpp"
 #include "troupe/troupe.hpp"
 
 namespace troupe {
@@ -355,7 +356,7 @@ struct admin_connection : actor<admin_connection, serve_connection> {
       if (path == "/members") {
         system* s = sys;
         auto job = [s] {
-          auto r = s->members();
+          auto r = troupe::members(*s);
           if (!r) return error_reply(r.err().code() == errc::misuse ? 409 : 503, r.err().text());
           json list = json::array();
           for (const member& m : r.value()) list.push_back(member_json(m));
@@ -394,7 +395,7 @@ struct admin_connection : actor<admin_connection, serve_connection> {
       system* s = sys;
       json caps = body["capabilities"];
       auto job = [s, caps] {
-        auto r = s->update_capabilities(caps);
+        auto r = troupe::update_capabilities(*s, caps);
         if (r) return json_reply(200, json{{"capabilities", caps}});
         return error_reply(r.err().code() == errc::misuse ? 409 : 503, r.err().text());
       };
@@ -458,7 +459,7 @@ struct admin_connection : actor<admin_connection, serve_connection> {
       po.prefer_local = body.value("prefer_local", true);
       po.spawn = o;
       auto job = [s, type, args, po] {
-        auto r = s->spawn_placed(type, args, po);
+        auto r = troupe::spawn_placed(*s, type, args, po);
         if (r) {
           return json_reply(
               200, json{{"address", r.value().to_string()}, {"engine", r.value().engine()}});

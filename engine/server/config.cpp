@@ -715,24 +715,42 @@ nlohmann::ordered_json to_json(const serve_config& c) {
   return out;
 }
 
-system_options to_system_options(const serve_config& c) {
-  system_options o;
-  o.shards = c.shards;
-  o.io = io::parse_backend_choice(c.io).value_or(io::backend_choice::automatic);
-  o.engine_id = c.engine_id;
-  o.listen = c.listen;
-  o.peers = c.peers;
-  o.convention = c.convention.name;
-  o.convention_leader = c.convention.leader;
-  o.advertise = c.convention.advertise;
-  o.capabilities = c.convention.capabilities;
-  o.module_cache = c.convention.module_cache;
-  o.forward_logs = c.convention.forward_logs;
-  o.membership = c.convention.membership;
-  o.heartbeat = std::chrono::milliseconds(c.heartbeat_ms);
-  o.peer_timeout = std::chrono::milliseconds(c.peer_timeout_ms);
-  o.max_frame = c.limits.max_frame;
+engine_options to_engine_options(const serve_config& c) {
+  engine_options o;
+  o.core.shards = c.shards;
+  o.core.io = io::parse_backend_choice(c.io).value_or(io::backend_choice::automatic);
+  o.core.engine_id = c.engine_id;
+  const bool in_convention = !c.convention.leader.empty() || !c.convention.membership.empty();
+  if (!c.listen.empty() || !c.peers.empty() || in_convention) {
+    link_options& l = o.links.emplace();
+    l.listen = c.listen;
+    l.peers = c.peers;
+    l.convention = c.convention.name;
+    l.heartbeat = std::chrono::milliseconds(c.heartbeat_ms);
+    l.peer_timeout = std::chrono::milliseconds(c.peer_timeout_ms);
+    l.max_frame = c.limits.max_frame;
+  }
+  if (in_convention) {
+    troupe::convention_options& v = o.convention.emplace();
+    v.leader = c.convention.leader;
+    v.membership = c.convention.membership;
+    v.advertise = c.convention.advertise;
+    v.capabilities = c.convention.capabilities;
+    v.module_cache = c.convention.module_cache;
+    v.forward_logs = c.convention.forward_logs;
+  }
   return o;
+}
+
+std::vector<extension_ptr> engine_options::layers() const {
+  std::vector<extension_ptr> list;
+  if (links) list.push_back(with_links(*links));
+  if (convention) list.push_back(with_convention(*convention));
+  return list;
+}
+
+std::unique_ptr<system> engine_options::start() const {
+  return std::make_unique<system>(core, layers());
 }
 
 }  // namespace troupe

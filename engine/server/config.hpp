@@ -25,6 +25,10 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include "troupe/convention.hpp"
+#include "troupe/remote.hpp"
 #include "troupe/system.hpp"
 
 namespace troupe {
@@ -177,6 +181,22 @@ nlohmann::ordered_json to_json(const serve_config& config);
 /// The secret is left empty: reading secret_file is the caller's job, so
 /// that its errors name the file. mailbox_limit, modules, actors, admin and
 /// log_level are not options of the engine; the caller applies them.
-system_options to_system_options(const serve_config& config);
+/// What an engine of `troupe serve` is made of: the core's options and,
+/// when configured, its links and its convention.
+struct engine_options {
+  system_options core{};
+  /// Set when listen, peers or a convention is configured.
+  std::optional<link_options> links{};
+  /// Set when a convention leader or a membership is configured.
+  std::optional<troupe::convention_options> convention{};
+
+  /// The layers these options ask for, in order, for system's constructor.
+  std::vector<extension_ptr> layers() const;
+  /// A system made of these, its layers in order. Throws as
+  /// troupe::system's constructor does.
+  std::unique_ptr<system> start() const;
+};
+
+engine_options to_engine_options(const serve_config& config);
 
 }  // namespace troupe

@@ -20,8 +20,8 @@
 
 #include "server/admin.hpp"
 #include "server/config.hpp"
-#include "troupe/troupe.hpp"
 #include "server/workers.hpp"
+#include "troupe/troupe.hpp"
 
 namespace {
 
@@ -61,9 +61,11 @@ bool read_secret(const std::string& path, std::string& secret) {
 }
 
 int serve(const troupe::serve_config& cfg) {
-  troupe::system_options options = troupe::to_system_options(cfg);
-  options.join_convention_at_start = false;  // once the modules are loaded
-  if (!cfg.secret_file.empty() && !read_secret(cfg.secret_file, options.secret)) return 2;
+  troupe::engine_options options = troupe::to_engine_options(cfg);
+  if (options.convention) options.convention->join_at_start = false;  // once the modules are loaded
+  std::string secret;
+  if (!cfg.secret_file.empty() && !read_secret(cfg.secret_file, secret)) return 2;
+  if (options.links) options.links->secret = secret;
   // The stop signals are blocked (since start-up, in main) in every thread,
   // the shards inherit the mask, and sigwait below takes them.
   sigset_t stop_signals;
@@ -73,7 +75,7 @@ int serve(const troupe::serve_config& cfg) {
 
   std::unique_ptr<troupe::system> sys;
   try {
-    sys = std::make_unique<troupe::system>(options);
+    sys = options.start();
   } catch (const std::exception& ex) {
     spdlog::error("cannot start the engine: {}", ex.what());
     return 1;
@@ -82,13 +84,13 @@ int serve(const troupe::serve_config& cfg) {
                sys->io_description());
   spdlog::info("kernel offers: {}", troupe::io::probe().describe());
   if (!cfg.listen.empty())
-    spdlog::info("listening for peer engines on port {}", sys->listen_port());
+    spdlog::info("listening for peer engines on port {}", troupe::listen_port(*sys));
   // A module that cannot be loaded, or an actor that cannot be spawned, is
   // reported; the engine serves on.
   for (const std::string& m : cfg.modules) {
     if (auto r = sys->load_module(m); !r) spdlog::error("{}", r.err().text());
   }
-  sys->join_convention();  // with its modules: placements may come at once
+  troupe::join_convention(*sys);  // with its modules: placements may come at once
   for (const troupe::actor_spec& a : cfg.actors) {
     troupe::spawn_options o;
     if (a.shard) o.shard = static_cast<int>(*a.shard);

@@ -19,6 +19,7 @@
 
 #include "modules/conv_work.hpp"
 #include "support/convention.hpp"
+#include "support/engine.hpp"
 #include "troupe/convention_pool.hpp"
 #include "troupe/module.hpp"
 #include "troupe/troupe.hpp"
@@ -61,7 +62,7 @@ struct leader_and_two_members {
   engine_process lead = member(1, leader, leader, R"({"zone": "a"})");
   engine_process m2 = member(2, "127.0.0.1:0", leader, R"({"zone": "b"})");
   engine_process m3 = member(3, "127.0.0.1:0", leader, R"({"zone": "b"})");
-  troupe::system sys{member_options(9, leader, {{"zone", "test"}})};
+  troupe::test::engine sys{member_options(9, leader, {{"zone", "test"}})};
   module_here mod{sys};
 
   leader_and_two_members() { REQUIRE(wait_members_linked(sys, {1, 2, 3, 9}, 10s)); }
@@ -224,14 +225,13 @@ using cpool_test::local_worker;
 
 namespace {
 
-troupe::system_options lone_options() {
+troupe::engine_options lone_options() {
   const std::string addr = "127.0.0.1:" + std::to_string(free_port());
-  troupe::system_options o;
-  o.engine_id = 1;
-  o.shards = 2;
-  o.listen = addr;
-  o.convention_leader = addr;
-  o.capabilities = {{"zone", "b"}};
+  troupe::engine_options o;
+  o.core.engine_id = 1;
+  o.core.shards = 2;
+  o.links = troupe::link_options{.listen = addr};
+  o.convention = troupe::convention_options{.leader = addr, .capabilities = {{"zone", "b"}}};
   return o;
 }
 
@@ -241,7 +241,7 @@ TEST_CASE("a convention pool on one engine grows under load, answers every ask, 
           "[convention][pool]") {
   troupe::register_actor<local_worker>("test.cpool.worker");
   load_stats load;
-  troupe::system sys(lone_options());
+  troupe::test::engine sys(lone_options());
   REQUIRE(wait_members_linked(sys, {1}, 5s));
   auto o = pool_options(4);
   o.grow_at = 2;
@@ -282,7 +282,7 @@ TEST_CASE("a convention pool on one engine grows under load, answers every ask, 
 TEST_CASE("a convention pool refuses bad options, unknown types and predicates nothing fits",
           "[convention][pool]") {
   troupe::register_actor<local_worker>("test.cpool.worker");
-  troupe::system sys(lone_options());
+  troupe::test::engine sys(lone_options());
   REQUIRE(wait_members_linked(sys, {1}, 5s));
   auto spawn = [&](std::string type, troupe::convention_pool_options o) {
     return troupe::spawn_convention_pool<job>(sys, std::move(type), nullptr, std::move(o));

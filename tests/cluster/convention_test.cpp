@@ -20,6 +20,8 @@
 
 #include "support/convention.hpp"
 #include "support/etcd.hpp"
+#include "troupe/convention.hpp"
+#include "troupe/convention_supervisor.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
@@ -96,9 +98,10 @@ TEST_CASE("a convention: members join, actors are placed by capabilities, losses
   auto m3 = std::make_unique<engine_process>(3, "127.0.0.1:0", leader, R"({"zone": "b"})");
 
   const std::string mod = module_copy("troupe-conv-test-a");
-  troupe::system sys(member_options(9, leader, {{"zone", "test"}}));
+  const auto opts = member_options(9, leader, {{"zone", "test"}});
+  troupe::system sys(opts.core, opts.layers());
   REQUIRE(sys.load_module(mod));
-  sys.subscribe_convention(sys.spawn<update_collector>());
+  troupe::subscribe_convention(sys, sys.spawn<update_collector>());
 
   // Everyone sees everyone: the leader's view reaches each member.
   REQUIRE(wait_members(sys, {1, 2, 3, 9}, 10s));
@@ -106,7 +109,7 @@ TEST_CASE("a convention: members join, actors are placed by capabilities, losses
   CHECK(updates.wait_for(change::joined, 2, 5s));
   CHECK(updates.wait_for(change::joined, 3, 5s));
   {
-    auto ms = sys.members().value();
+    auto ms = troupe::members(sys).value();
     CHECK(ms.front().engine == 9);  // this engine first
     for (const auto& m : ms) {
       if (m.engine == 1) CHECK(m.leader);
@@ -115,22 +118,22 @@ TEST_CASE("a convention: members join, actors are placed by capabilities, losses
   }
 
   // A JSON predicate over capabilities.
-  auto gpu = sys.spawn_placed("conv.locator", {{"tag", "g"}}, where({{"gpu", true}}));
+  auto gpu = troupe::spawn_placed(sys, "conv.locator", {{"tag", "g"}}, where({{"gpu", true}}));
   REQUIRE(gpu);
   CHECK(gpu.value().engine() == 2);
   // The type's own check: only engines with a GPU; this one has none.
-  auto checked = sys.spawn_placed("conv.gpu_locator", nullptr, where(nullptr));
+  auto checked = troupe::spawn_placed(sys, "conv.gpu_locator", nullptr, where(nullptr));
   REQUIRE(checked);
   CHECK(checked.value().engine() == 2);
   // This engine first when it fits.
-  auto local =
-      sys.spawn_placed("conv.locator", nullptr, where({{"zone", {{"$in", {"test", "b"}}}}}));
+  auto local = troupe::spawn_placed(sys, "conv.locator", nullptr,
+                                    where({{"zone", {{"$in", {"test", "b"}}}}}));
   REQUIRE(local);
   CHECK(local.value().engine() == 9);
 
   // Engine 3 lacks the module: it is sent, checked by hash, loaded there.
-  auto sent = sys.spawn_placed("conv.locator", {{"tag", "m"}},
-                               where({{"zone", "b"}, {"gpu", {{"$exists", false}}}}));
+  auto sent = troupe::spawn_placed(sys, "conv.locator", {{"tag", "m"}},
+                                   where({{"zone", "b"}, {"gpu", {{"$exists", false}}}}));
   INFO((sent ? std::string() : sent.err().describe()));
   REQUIRE(sent);
   CHECK(sent.value().engine() == 3);
@@ -145,7 +148,7 @@ TEST_CASE("a convention: members join, actors are placed by capabilities, losses
   }
 
   // Nothing fits: an error naming each member's refusal.
-  auto none = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "mars"}}));
+  auto none = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"zone", "mars"}}));
   REQUIRE(!none);
   CHECK(none.err().code() == troupe::errc::not_found);
   INFO(none.err().text());
@@ -153,7 +156,7 @@ TEST_CASE("a convention: members join, actors are placed by capabilities, losses
         std::string::npos);
   CHECK(none.err().text().find("engine 2: zone") != std::string::npos);
   // A bad predicate is named as such.
-  auto bad = sys.spawn_placed("conv.locator", nullptr, where({{"cores", {{"$gte2", 4}}}}));
+  auto bad = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"cores", {{"$gte2", 4}}}}));
   REQUIRE(!bad);
   CHECK(bad.err().code() == troupe::errc::misuse);
   CHECK(bad.err().text().find("$gte2") != std::string::npos);
@@ -165,7 +168,7 @@ TEST_CASE("a convention: members join, actors are placed by capabilities, losses
     INFO(out);
     CHECK(code == 0);
     CHECK(updates.wait_for(change::capabilities, 3, 5s, from));
-    auto ssd = sys.spawn_placed("conv.locator", nullptr, where({{"ssd", true}}));
+    auto ssd = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"ssd", true}}));
     REQUIRE(ssd);
     CHECK(ssd.value().engine() == 3);
   }
@@ -177,7 +180,7 @@ TEST_CASE("a convention: members join, actors are placed by capabilities, losses
     auto m4 = std::make_unique<engine_process>(4, "127.0.0.1:0", leader, R"({"zone": "b"})");
     int on_four = 0, placed = 0;
     while (on_four < 3 && std::chrono::steady_clock::now() - t0 < 10s) {
-      auto a = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}, false));
+      auto a = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"zone", "b"}}, false));
       REQUIRE(a);
       ++placed;
       if (a.value().engine() == 4) ++on_four;
@@ -215,7 +218,7 @@ TEST_CASE("a convention: members join, actors are placed by capabilities, losses
     CHECK(updates.wait_for(change::lost, 2, 5s, from));
     m2->proc.wait_exit(10s);
     REQUIRE(wait_members(sys, {1, 3, 9}, 10s));
-    auto gone = sys.spawn_placed("conv.locator", nullptr, where({{"gpu", true}}));
+    auto gone = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"gpu", true}}));
     CHECK(!gone);
   }
 
@@ -226,7 +229,7 @@ TEST_CASE("a convention: members join, actors are placed by capabilities, losses
     lead->proc.signal(SIGKILL);
     CHECK(updates.wait_for(change::lost, 1, 5s, from));
     lead->proc.wait_exit(10s);
-    auto without = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}));
+    auto without = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"zone", "b"}}));
     REQUIRE(without);
     CHECK(without.value().engine() == 3);
     lead = std::make_unique<engine_process>(1, leader, leader, R"({"zone": "a"})");
@@ -248,14 +251,15 @@ TEST_CASE("a module changed since it was loaded is refused by the member it is s
   engine_process m3(3, "127.0.0.1:0", leader, R"({"zone": "b"})");
 
   const std::string mod = module_copy("troupe-conv-test-b");
-  troupe::system sys(member_options(8, leader, {{"zone", "test"}}));
+  const auto opts = member_options(8, leader, {{"zone", "test"}});
+  troupe::system sys(opts.core, opts.layers());
   REQUIRE(sys.load_module(mod));
   REQUIRE(wait_members(sys, {1, 3, 8}, 10s));
   {
     std::ofstream tamper(mod, std::ios::binary | std::ios::app);
     tamper << "not what was loaded";
   }
-  auto r = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}));
+  auto r = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"zone", "b"}}));
   REQUIRE(!r);
   INFO(r.err().text());
   CHECK(r.err().text().find("module 'test.conv' needed for 'conv.locator' could not be installed "
@@ -263,11 +267,11 @@ TEST_CASE("a module changed since it was loaded is refused by the member it is s
   CHECK(r.err().text().find("refused: its bytes hash to") != std::string::npos);
   CHECK(m3.proc.wait_for_output("refused module 'test.conv' from engine 8", 5s));
   // The member goes on: a type it has is still placed there.
-  auto members = sys.members();
+  auto members = troupe::members(sys);
   REQUIRE(members);
   CHECK(members.value().size() == 3);
   // And a type nobody can provide is named.
-  auto unknown = sys.spawn_placed("no.such.type", nullptr, where({{"zone", "b"}}));
+  auto unknown = troupe::spawn_placed(sys, "no.such.type", nullptr, where({{"zone", "b"}}));
   REQUIRE(!unknown);
   CHECK(unknown.err().text().find("no module loaded on engine 8 provides it") != std::string::npos);
 }
@@ -297,7 +301,8 @@ TEST_CASE("a convention supervisor places its children again on survivors when a
   engine_process m3(3, "127.0.0.1:0", leader, R"({"zone": "b"})",
                     std::vector<std::string>{"--module", TEST_CONV_MODULE});
 
-  troupe::system sys(member_options(7, leader, {{"zone", "test"}}));
+  const auto opts = member_options(7, leader, {{"zone", "test"}});
+  troupe::system sys(opts.core, opts.layers());
   REQUIRE(wait_members(sys, {1, 2, 3, 7}, 10s));
   std::vector<troupe::placed_child> specs;
   for (int i = 0; i < 4; ++i) {
@@ -370,9 +375,9 @@ TEST_CASE("a member forwards the lines its actors log to the leader, with their 
           "[convention][processes]") {
   const std::string leader = "127.0.0.1:" + std::to_string(free_port());
   engine_process lead(1, leader, leader, R"({"zone": "a"})");
-  troupe::system_options o = member_options(6, leader, {{"zone", "test"}});
-  o.forward_logs = true;
-  troupe::system sys(o);
+  troupe::engine_options o = member_options(6, leader, {{"zone", "test"}});
+  o.convention->forward_logs = true;
+  troupe::system sys(o.core, o.layers());
   REQUIRE(wait_members(sys, {1, 6}, 10s));
   const troupe::address a = sys.spawn<chatty>();
   // The leader may have just sent its view: the link is up, and the line goes.
@@ -395,18 +400,18 @@ TEST_CASE(
   auto m3 =
       std::make_unique<engine_process>(3, "127.0.0.1:0", url, R"({"zone": "c"})",
                                        std::vector<std::string>{"--module", TEST_CONV_MODULE});
-  troupe::system_options o = member_options(9, "", {{"zone", "test"}});
-  o.membership = url;
-  troupe::system sys(o);
+  troupe::engine_options o = member_options(9, "", {{"zone", "test"}});
+  o.convention->membership = url;
+  troupe::system sys(o.core, o.layers());
   const std::size_t from = updates.size();
-  sys.subscribe_convention(sys.spawn<update_collector>());
+  troupe::subscribe_convention(sys, sys.spawn<update_collector>());
   REQUIRE(wait_members(sys, {2, 3, 9}, 15s));
   REQUIRE(wait_linked(sys, {2, 3, 9}, 10s));  // members from etcd; their links a moment later
-  auto table = sys.members();
+  auto table = troupe::members(sys);
   REQUIRE(table);
   for (const auto& m : *table) CHECK(!m.leader);
 
-  auto b = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}));
+  auto b = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"zone", "b"}}));
   REQUIRE(b);
   CHECK(b.value().engine() == 2);
 
@@ -421,14 +426,14 @@ TEST_CASE(
   const auto etcd_leader = etcd.leader();
   REQUIRE(etcd_leader);
   etcd.kill_node(*etcd_leader);
-  auto again = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "b"}}));
+  auto again = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"zone", "b"}}));
   REQUIRE(again);
   CHECK(again.value().engine() == 2);
   engine_process m4(4, "127.0.0.1:0", url, R"({"zone": "c"})",
                     std::vector<std::string>{"--module", TEST_CONV_MODULE});
   REQUIRE(wait_members(sys, {2, 4, 9}, 20s));
   REQUIRE(wait_linked(sys, {2, 4, 9}, 10s));
-  auto c = sys.spawn_placed("conv.locator", nullptr, where({{"zone", "c"}}));
+  auto c = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"zone", "c"}}));
   REQUIRE(c);
   CHECK(c.value().engine() == 4);
 }
@@ -451,15 +456,15 @@ TEST_CASE(
     e->proc.signal(SIGSTOP);
   }
   // This engine waits for a link at most its peer timeout (1 s).
-  troupe::system_options o = member_options(9, "", {{"zone", "test"}});
-  o.membership = url;
-  troupe::system sys(o);
+  troupe::engine_options o = member_options(9, "", {{"zone", "test"}});
+  o.convention->membership = url;
+  troupe::system sys(o.core, o.layers());
   REQUIRE(wait_members(sys, {9, 12, 13}, 10s));
   CHECK(sys.engines() == std::vector<std::uint32_t>{9});  // members, not linked
 
   // Asked for while engine 12 is stopped; it goes on a moment later.
   auto on_gpu = std::async(std::launch::async, [&] {
-    return sys.spawn_placed("conv.locator", nullptr, where({{"gpu", true}}));
+    return troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"gpu", true}}));
   });
   std::this_thread::sleep_for(200ms);
   gpu.proc.signal(SIGCONT);
@@ -473,7 +478,7 @@ TEST_CASE(
   // Engine 13 stays stopped: the placement ends, naming it, once the wait
   // is over (a later one skips it at once).
   for (int i = 0; i < 2; ++i) {
-    auto none = sys.spawn_placed("conv.locator", nullptr, where({{"tpu", true}}));
+    auto none = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"tpu", true}}));
     REQUIRE(!none);
     INFO(none.err().describe());
     CHECK(none.err().text().find("engine 13") != std::string::npos);
@@ -482,7 +487,7 @@ TEST_CASE(
   // Linked once it goes on, and placed on.
   tpu.proc.signal(SIGCONT);
   REQUIRE(wait_linked(sys, {9, 12, 13}, 10s));
-  auto on_tpu = sys.spawn_placed("conv.locator", nullptr, where({{"tpu", true}}));
+  auto on_tpu = troupe::spawn_placed(sys, "conv.locator", nullptr, where({{"tpu", true}}));
   INFO((on_tpu ? std::string() : on_tpu.err().describe()));
   REQUIRE(on_tpu);
   CHECK(on_tpu.value().engine() == 13);

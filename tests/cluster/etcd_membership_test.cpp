@@ -14,6 +14,7 @@
 #include "cluster/etcd_client.hpp"
 #include "support/convention.hpp"
 #include "support/etcd.hpp"
+#include "troupe/convention.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
@@ -25,9 +26,9 @@ TEST_CASE("with membership in etcd, troupe serve is listed only once its modules
           "[convention][etcd][processes]") {
   troupe::test::etcd_cluster etcd(1);
   troupe::internal::etcd_client client(etcd.endpoints(), 5s);
-  troupe::system_options o = troupe::test::member_options(9, "", {{"zone", "test"}});
-  o.membership = etcd.url();
-  troupe::system sys(o);
+  troupe::engine_options o = troupe::test::member_options(9, "", {{"zone", "test"}});
+  o.convention->membership = etcd.url();
+  troupe::system sys(o.core, o.layers());
   REQUIRE(troupe::test::wait_members(sys, {9}, 10s));
 
   // Engine 5 takes 1.5 s to load its module; it is watched from its start
@@ -54,7 +55,7 @@ TEST_CASE("with membership in etcd, troupe serve is listed only once its modules
   troupe::place_options where;
   where.requirements = {{"zone", "slow"}};
   where.timeout = 5s;
-  auto placed = sys.spawn_placed("slow.echo", nullptr, where);
+  auto placed = troupe::spawn_placed(sys, "slow.echo", nullptr, where);
   INFO((placed ? std::string() : placed.err().describe()));
   REQUIRE(placed);
   CHECK(placed.value().engine() == 5);

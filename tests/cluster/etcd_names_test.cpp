@@ -15,6 +15,7 @@
 
 #include "cluster/etcd_client.hpp"
 #include "support/convention.hpp"
+#include "support/engine.hpp"
 #include "support/etcd.hpp"
 #include "troupe/troupe.hpp"
 
@@ -88,14 +89,12 @@ std::uint32_t engine_of_named(const engine_process& e, const std::string& name) 
   return j.is_object() ? j.value("engine", 0u) : 0u;
 }
 
-troupe::system_options in_etcd(std::uint32_t id, const std::string& url) {
-  troupe::system_options o;
-  o.engine_id = id;
-  o.shards = 2;
-  o.listen = "127.0.0.1:0";
-  o.membership = url;
-  o.heartbeat = 100ms;
-  o.peer_timeout = 1s;
+troupe::engine_options in_etcd(std::uint32_t id, const std::string& url) {
+  troupe::engine_options o;
+  o.core.engine_id = id;
+  o.core.shards = 2;
+  o.links = troupe::link_options{.listen = "127.0.0.1:0", .heartbeat = 100ms, .peer_timeout = 1s};
+  o.convention = troupe::convention_options{.membership = url};
   return o;
 }
 
@@ -131,7 +130,7 @@ TEST_CASE("names in etcd: a name spawned from three engines at once is one actor
   troupe::test::etcd_cluster etcd(1);
   troupe::internal::etcd_client client(etcd.endpoints(), 5s);
   engine_process e2(2, etcd.url()), e3(3, etcd.url());
-  troupe::system sys(in_etcd(9, etcd.url()));
+  troupe::test::engine sys(in_etcd(9, etcd.url()));
   load_test_module(sys);
   REQUIRE(eventually([&] { return member_ids(sys) == std::vector<std::uint32_t>{2, 3, 9}; }, 15s));
   // Every engine linked to both others: lookups from each reach the winner.
@@ -198,7 +197,7 @@ TEST_CASE("names in etcd: an owner killed with kill -9 frees its names when its 
   troupe::test::etcd_cluster etcd(1);
   troupe::internal::etcd_client client(etcd.endpoints(), 5s);
   auto e2 = std::make_unique<engine_process>(2, etcd.url());
-  troupe::system sys(in_etcd(9, etcd.url()));
+  troupe::test::engine sys(in_etcd(9, etcd.url()));
   load_test_module(sys);
   REQUIRE(troupe::test::wait_members_linked(sys, {2, 9}, 15s));
 
@@ -274,7 +273,7 @@ TEST_CASE("names in etcd: with 3 etcd nodes, claims and lookups go on when the l
   troupe::test::etcd_cluster etcd(3);
   troupe::internal::etcd_client client(etcd.endpoints(), 5s);
   engine_process e2(2, etcd.url());
-  troupe::system sys(in_etcd(9, etcd.url()));
+  troupe::test::engine sys(in_etcd(9, etcd.url()));
   load_test_module(sys);
   REQUIRE(troupe::test::wait_members_linked(sys, {2, 9}, 15s));
   auto [code, out] = spawn_by_name(e2, "before").finish();
@@ -317,7 +316,7 @@ TEST_CASE("names in etcd: bad and unknown names, and an etcd gone, give errors t
           "[etcd][names]") {
   troupe::test::etcd_cluster etcd(1);
   troupe::internal::etcd_client client(etcd.endpoints(), 5s);
-  troupe::system sys(in_etcd(9, etcd.url()));
+  troupe::test::engine sys(in_etcd(9, etcd.url()));
 
   auto unknown = sys.lookup_name("nobody");
   REQUIRE_FALSE(unknown);
@@ -390,7 +389,7 @@ TEST_CASE("names in etcd: after its lease ended, an engine claims its names agai
           "[etcd][names]") {
   troupe::test::etcd_cluster etcd(1);
   troupe::internal::etcd_client client(etcd.endpoints(), 5s);
-  troupe::system sys(in_etcd(9, etcd.url()));
+  troupe::test::engine sys(in_etcd(9, etcd.url()));
   auto again = sys.spawn_named<plain>("again", troupe::spawn_options{});
   auto taken = sys.spawn_named<plain>("taken", troupe::spawn_options{});
   REQUIRE(again);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "peer_messages.hpp"
+#include "troupe/remote.hpp"
 
 namespace {
 
@@ -277,15 +278,17 @@ int main(int argc, char** argv) {
   troupe::system_options o;
   o.engine_id = engine;
   o.shards = shards;
-  o.listen = listen;
-  o.peers = peers;
-  o.secret = secret;
-  if (heartbeat_ms != 0) o.heartbeat = std::chrono::milliseconds(heartbeat_ms);
-  if (peer_timeout_ms != 0) o.peer_timeout = std::chrono::milliseconds(peer_timeout_ms);
-  troupe::system sys(o);
+  troupe::link_options lo;
+  lo.listen = listen;
+  lo.peers = peers;
+  lo.secret = secret;
+  if (heartbeat_ms != 0) lo.heartbeat = std::chrono::milliseconds(heartbeat_ms);
+  if (peer_timeout_ms != 0) lo.peer_timeout = std::chrono::milliseconds(peer_timeout_ms);
+  troupe::system sys(o, troupe::with_links(lo));
   auto c = sys.spawn<peer_test::counter>(troupe::spawn_options{.shard = 1});
   auto e = sys.spawn<peer_test::echo>(troupe::spawn_options{.shard = 0});
-  std::printf("ready %u %s %s\n", sys.listen_port(), c.to_string().c_str(), e.to_string().c_str());
+  std::printf("ready %u %s %s\n", troupe::listen_port(sys), c.to_string().c_str(),
+              e.to_string().c_str());
   std::fflush(stdout);
   std::optional<driver> d;
   if (drive != 0) {

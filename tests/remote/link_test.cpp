@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "peer/peer_messages.hpp"
+#include "support/engine.hpp"
 #include "support/process.hpp"
 #include "troupe/troupe.hpp"
 
@@ -52,14 +53,14 @@ std::vector<std::string> peer_args(std::uint32_t engine, std::vector<std::string
   return a;
 }
 
-troupe::system_options engine_one(std::vector<std::string> peers, std::string secret = {}) {
-  troupe::system_options o;
-  o.engine_id = 1;
-  o.shards = 2;
-  o.peers = std::move(peers);
-  o.secret = std::move(secret);
-  o.heartbeat = 100ms;
-  o.peer_timeout = 1s;
+troupe::engine_options engine_one(std::vector<std::string> peers, std::string secret = {}) {
+  troupe::engine_options o;
+  o.core.engine_id = 1;
+  o.core.shards = 2;
+  o.links = troupe::link_options{.peers = std::move(peers),
+                                 .secret = std::move(secret),
+                                 .heartbeat = 100ms,
+                                 .peer_timeout = 1s};
   return o;
 }
 
@@ -114,7 +115,7 @@ peer_test::tally wait_tally(troupe::system& sys, address counter, std::uint64_t 
 TEST_CASE("tell and ask reach an actor in another engine process, in order", "[link][processes]") {
   peer_test::register_messages();
   peer p(peer_args(2));
-  troupe::system sys(engine_one({peer_port(p)}));
+  troupe::test::engine sys(engine_one({peer_port(p)}));
   auto r = ask_until_linked(sys, p.echo, "hello, engine 2");
   REQUIRE(r);
   CHECK(r.value().text == "hello, engine 2");
@@ -180,12 +181,12 @@ TEST_CASE("each shard sends on its own connection to another engine, whatever th
   // 3 shards here, 2 there: three connections, one per shard here; the
   // other engine's shard 0 serves two of them.
   peer p(peer_args(2, {"--shards", "2"}));
-  troupe::system_options o = engine_one({peer_port(p)});
-  o.shards = 3;
+  troupe::engine_options o = engine_one({peer_port(p)});
+  o.core.shards = 3;
   // Connections handed from shard to shard on either reactor.
-  o.io = GENERATE(troupe::io::backend_choice::automatic, troupe::io::backend_choice::epoll);
-  INFO("reactor: " << (o.io == troupe::io::backend_choice::epoll ? "epoll" : "automatic"));
-  troupe::system sys(o);
+  o.core.io = GENERATE(troupe::io::backend_choice::automatic, troupe::io::backend_choice::epoll);
+  INFO("reactor: " << (o.core.io == troupe::io::backend_choice::epoll ? "epoll" : "automatic"));
+  troupe::test::engine sys(o);
   REQUIRE(ask_until_linked(sys, p.echo, "up"));
   CHECK(links_per_shard(sys, 1) == std::vector<std::uint64_t>{1, 1, 1});
   CHECK(sockets_to(p.port).size() == 3);
@@ -217,7 +218,7 @@ TEST_CASE("an address passed in a message is used from a third engine", "[link][
   peer_test::register_messages();
   peer p2(peer_args(2));
   peer p3(peer_args(3, {"--peer", peer_port(p2)}));
-  troupe::system sys(engine_one({peer_port(p2), peer_port(p3)}));
+  troupe::test::engine sys(engine_one({peer_port(p2), peer_port(p3)}));
   REQUIRE(ask_until_linked(sys, p2.echo, "up"));
   REQUIRE(ask_until_linked(sys, p3.echo, "up"));
   // Engine 1 asks engine 2's echo to ask engine 3's echo.
@@ -237,10 +238,10 @@ TEST_CASE("an address passed in a message is used from a third engine", "[link][
 TEST_CASE("a killed engine fails the asks waiting on it, and its restart links again",
           "[link][processes]") {
   peer_test::register_messages();
-  troupe::system_options o = engine_one({});
-  o.listen = "127.0.0.1:0";
-  troupe::system sys(o);
-  const std::string me = "127.0.0.1:" + std::to_string(sys.listen_port());
+  troupe::engine_options o = engine_one({});
+  o.links->listen = "127.0.0.1:0";
+  troupe::test::engine sys(o);
+  const std::string me = "127.0.0.1:" + std::to_string(troupe::listen_port(sys));
   auto p = std::make_unique<peer>(peer_args(2, {"--peer", me}));
   REQUIRE(ask_until_linked(sys, p->echo, "up"));
   // Under load (a flood to its counter, still going when the peer dies), an ask the peer holds for
@@ -279,7 +280,7 @@ TEST_CASE("a peer with the wrong secret is refused, the right one is linked", "[
   peer_test::register_messages();
   peer good(peer_args(2, {"--secret", "s3cret"}));
   peer bad(peer_args(3, {"--secret", "guess"}));
-  troupe::system sys(engine_one({peer_port(good), peer_port(bad)}, "s3cret"));
+  troupe::test::engine sys(engine_one({peer_port(good), peer_port(bad)}, "s3cret"));
   REQUIRE(ask_until_linked(sys, good.echo, "trusted"));
   auto refused = sys.ask<peer_test::echo_text>(bad.echo, peer_test::echo_text{"x"}, 1s);
   CHECK(!refused);
@@ -289,7 +290,7 @@ TEST_CASE("a peer with the wrong secret is refused, the right one is linked", "[
 TEST_CASE("garbage on the peer port closes that connection only", "[link][processes]") {
   peer_test::register_messages();
   peer p(peer_args(2));
-  troupe::system sys(engine_one({peer_port(p)}));
+  troupe::test::engine sys(engine_one({peer_port(p)}));
   REQUIRE(ask_until_linked(sys, p.echo, "before"));
   auto raw = [&](const std::string& bytes) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -339,7 +340,7 @@ TEST_CASE("a type the other engine does not know is a dead letter there, and the
   peer_test::register_messages();
   troupe::register_message<only_here>("test.only_here");
   peer p(peer_args(2));
-  troupe::system sys(engine_one({peer_port(p)}));
+  troupe::test::engine sys(engine_one({peer_port(p)}));
   REQUIRE(ask_until_linked(sys, p.echo, "up"));
   auto r = sys.ask<int>(p.echo, only_here{1}, 5s);
   REQUIRE(!r);
@@ -393,7 +394,7 @@ TEST_CASE("the end of any one connection of a link ends the whole link, which co
   peer_test::register_messages();
   peer_test::register_actors();
   peer p(peer_args(2, {"--shards", "2"}));
-  troupe::system sys(engine_one({peer_port(p)}));
+  troupe::test::engine sys(engine_one({peer_port(p)}));
   REQUIRE(ask_until_linked(sys, p.echo, "up"));
   REQUIRE(links_per_shard(sys, 1) == std::vector<std::uint64_t>{1, 1});
   const address target = sys.spawn_on(2, "peer_test.echo").value();
@@ -437,7 +438,7 @@ TEST_CASE(
   peer_test::register_messages();
   peer_test::register_actors();
   peer p(peer_args(2));
-  troupe::system sys(engine_one({peer_port(p)}));
+  troupe::test::engine sys(engine_one({peer_port(p)}));
   REQUIRE(ask_until_linked(sys, p.echo, "up"));
   auto a = sys.spawn_on(2, "peer_test.echo", troupe::spawn_options{.shard = 1});
   REQUIRE(a);
@@ -466,7 +467,7 @@ TEST_CASE("a watch on another engine fires when the actor ends, and when its eng
   peer_test::register_messages();
   peer_test::register_actors();
   auto p = std::make_unique<peer>(peer_args(2));
-  troupe::system sys(engine_one({peer_port(*p)}));
+  troupe::test::engine sys(engine_one({peer_port(*p)}));
   REQUIRE(ask_until_linked(sys, p->echo, "up"));
   const address first = sys.spawn_on(2, "peer_test.echo").value();
   const address second = sys.spawn_on(2, "peer_test.echo").value();
@@ -507,7 +508,7 @@ TEST_CASE("named actors across three engines: one actor per name, resolved from 
   peer_test::register_actors();
   peer two(peer_args(2));
   peer three(peer_args(3, {"--peer", peer_port(two)}));
-  troupe::system sys(engine_one({peer_port(two), peer_port(three)}));
+  troupe::test::engine sys(engine_one({peer_port(two), peer_port(three)}));
   REQUIRE(ask_until_linked(sys, two.echo, "up"));
   REQUIRE(ask_until_linked(sys, three.echo, "up"));
   // Engines 2 and 3 see each other too (a relay from one to the other).
@@ -590,10 +591,10 @@ TEST_CASE("names registered before an engine joins move to it and are found from
           "[link][processes][names]") {
   peer_test::register_messages();
   peer_test::register_actors();
-  troupe::system_options o = engine_one({});
-  o.listen = "127.0.0.1:0";
-  troupe::system sys(o);
-  const std::string me = "127.0.0.1:" + std::to_string(sys.listen_port());
+  troupe::engine_options o = engine_one({});
+  o.links->listen = "127.0.0.1:0";
+  troupe::test::engine sys(o);
+  const std::string me = "127.0.0.1:" + std::to_string(troupe::listen_port(sys));
   peer two(peer_args(2, {"--peer", me}));
   REQUIRE(ask_until_linked(sys, two.echo, "up"));
   const std::vector<std::string> names = {"oscar",  "papa",  "quebec",  "romeo",

@@ -158,14 +158,22 @@ TEST_CASE("an empty object gives the defaults of troupe serve's flags", "[config
 
   // The engine's own defaults, unchanged.
   const troupe::system_options engine_defaults;
-  const troupe::system_options o = troupe::to_system_options(c);
-  CHECK(o.shards == engine_defaults.shards);
-  CHECK(o.io == engine_defaults.io);
-  CHECK(o.engine_id == engine_defaults.engine_id);
-  CHECK(o.convention == engine_defaults.convention);
-  CHECK(o.heartbeat == engine_defaults.heartbeat);
-  CHECK(o.peer_timeout == engine_defaults.peer_timeout);
-  CHECK(o.max_frame == engine_defaults.max_frame);
+  const troupe::engine_options o = troupe::to_engine_options(c);
+  CHECK(o.core.shards == engine_defaults.shards);
+  CHECK(o.core.io == engine_defaults.io);
+  CHECK(o.core.engine_id == engine_defaults.engine_id);
+  // No listen, peers or convention: no links and no convention layer.
+  CHECK(!o.links);
+  CHECK(!o.convention);
+  // With links, the links' own defaults.
+  const troupe::link_options link_defaults;
+  const troupe::engine_options linked =
+      troupe::to_engine_options(parsed(R"({"listen": "127.0.0.1:0"})"));
+  REQUIRE(linked.links);
+  CHECK(linked.links->convention == link_defaults.convention);
+  CHECK(linked.links->heartbeat == link_defaults.heartbeat);
+  CHECK(linked.links->peer_timeout == link_defaults.peer_timeout);
+  CHECK(linked.links->max_frame == link_defaults.max_frame);
 }
 
 TEST_CASE("null turns off listen, admin and the optional files", "[config]") {
@@ -535,7 +543,7 @@ TEST_CASE("validate_config checks values set in code with the file's messages", 
         R"(actors[0].type: expected a non-empty string, got "")");
 }
 
-TEST_CASE("to_system_options carries the engine's settings", "[config]") {
+TEST_CASE("to_engine_options carries the engine's settings to each layer", "[config]") {
   const serve_config c = parsed(R"({"shards": 3, "io": "uring", "engine_id": 9,
                                     "listen": "127.0.0.1:0", "peers": ["127.0.0.1:7001"],
                                     "convention": {"name": "test", "leader": "127.0.0.1:7000",
@@ -543,19 +551,22 @@ TEST_CASE("to_system_options carries the engine's settings", "[config]") {
                                     "heartbeat_ms": 100,
                                     "peer_timeout_ms": 900, "secret_file": "/etc/secret",
                                     "limits": {"max_frame": 65536}})");
-  const troupe::system_options o = troupe::to_system_options(c);
-  CHECK(o.shards == 3);
-  CHECK(o.io == troupe::io::backend_choice::uring);
-  CHECK(o.engine_id == 9);
-  CHECK(o.listen == "127.0.0.1:0");
-  CHECK(o.peers == std::vector<std::string>{"127.0.0.1:7001"});
-  CHECK(o.convention == "test");
-  CHECK(o.convention_leader == "127.0.0.1:7000");
-  CHECK(o.capabilities == nlohmann::json{{"gpu", true}});
-  CHECK(o.heartbeat == std::chrono::milliseconds(100));
-  CHECK(o.peer_timeout == std::chrono::milliseconds(900));
-  CHECK(o.max_frame == 65536);
-  CHECK(o.secret.empty());  // the caller reads secret_file
-  CHECK(troupe::to_system_options(parsed(R"({"io": "epoll"})")).io ==
+  const troupe::engine_options o = troupe::to_engine_options(c);
+  CHECK(o.core.shards == 3);
+  CHECK(o.core.io == troupe::io::backend_choice::uring);
+  CHECK(o.core.engine_id == 9);
+  REQUIRE(o.links);
+  CHECK(o.links->listen == "127.0.0.1:0");
+  CHECK(o.links->peers == std::vector<std::string>{"127.0.0.1:7001"});
+  CHECK(o.links->convention == "test");
+  CHECK(o.links->heartbeat == std::chrono::milliseconds(100));
+  CHECK(o.links->peer_timeout == std::chrono::milliseconds(900));
+  CHECK(o.links->max_frame == 65536);
+  CHECK(o.links->secret.empty());  // the caller reads secret_file
+  REQUIRE(o.convention);
+  CHECK(o.convention->leader == "127.0.0.1:7000");
+  CHECK(o.convention->capabilities == nlohmann::json{{"gpu", true}});
+  CHECK(o.layers().size() == 2);
+  CHECK(troupe::to_engine_options(parsed(R"({"io": "epoll"})")).core.io ==
         troupe::io::backend_choice::epoll);
 }

@@ -26,8 +26,8 @@
 #include <thread>
 #include <vector>
 
-#include "support/process.hpp"
 #include "server/workers.hpp"
+#include "support/process.hpp"
 
 using namespace std::chrono_literals;
 

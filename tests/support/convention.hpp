@@ -16,9 +16,12 @@
 #include <utility>
 #include <vector>
 
+#include "server/config.hpp"
 #include "support/ports.hpp"
 #include "support/process.hpp"
 #include "support/wait.hpp"
+#include "troupe/convention.hpp"
+#include "troupe/remote.hpp"
 #include "troupe/troupe.hpp"
 
 namespace troupe::test {
@@ -89,18 +92,16 @@ inline std::vector<std::uint32_t> peers_of(const std::string& admin) {
 /// led at `leader`: two shards, links on a free port, the timings of
 /// engine_process, and its load told every 100 ms. For a convention kept
 /// in etcd, pass an empty leader and set `membership`.
-inline system_options member_options(std::uint32_t id, const std::string& leader,
+/// Start it with `troupe::system sys(o.core, o.layers());`.
+inline engine_options member_options(std::uint32_t id, const std::string& leader,
                                      nlohmann::json caps) {
   using namespace std::chrono_literals;
-  system_options o;
-  o.engine_id = id;
-  o.shards = 2;
-  o.listen = "127.0.0.1:0";
-  o.convention_leader = leader;
-  o.capabilities = std::move(caps);
-  o.heartbeat = 100ms;
-  o.peer_timeout = 1s;
-  o.load_every = 100ms;
+  engine_options o;
+  o.core.engine_id = id;
+  o.core.shards = 2;
+  o.links = link_options{.listen = "127.0.0.1:0", .heartbeat = 100ms, .peer_timeout = 1s};
+  o.convention =
+      convention_options{.leader = leader, .capabilities = std::move(caps), .load_every = 100ms};
   return o;
 }
 
@@ -108,7 +109,7 @@ inline system_options member_options(std::uint32_t id, const std::string& leader
 /// cannot tell.
 inline std::vector<std::uint32_t> member_ids(troupe::system& sys) {
   std::vector<std::uint32_t> ids;
-  if (auto m = sys.members(); m) {
+  if (auto m = troupe::members(sys); m) {
     for (const auto& one : m.value()) ids.push_back(one.engine);
   }
   std::sort(ids.begin(), ids.end());

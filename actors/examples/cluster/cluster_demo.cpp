@@ -25,6 +25,9 @@
 #include <vector>
 
 #include "messages.hpp"
+#include "troupe/convention.hpp"
+#include "troupe/convention_supervisor.hpp"
+#include "troupe/remote.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
@@ -163,19 +166,16 @@ int main(int argc, char** argv) {
   troupe::system_options o;
   o.engine_id = 10;
   o.shards = 1;
-  o.listen = "127.0.0.1:0";
-  o.convention_leader = leader;
-  o.capabilities = {{"role", "driver"}};
-  o.heartbeat = 100ms;
-  o.peer_timeout = 1s;
-  o.load_every = 200ms;
-  troupe::system sys(o);
-  sys.subscribe_convention(sys.spawn<update_printer>());
+  troupe::system sys(
+      o, troupe::with_links({.listen = "127.0.0.1:0", .heartbeat = 100ms, .peer_timeout = 1s}),
+      troupe::with_convention(
+          {.leader = leader, .capabilities = {{"role", "driver"}}, .load_every = 200ms}));
+  troupe::subscribe_convention(sys, sys.spawn<update_printer>());
 
   auto members_up = [&](std::size_t n, std::chrono::milliseconds limit) {
     const auto end = clk::now() + limit;
     while (clk::now() < end) {
-      auto m = sys.members();
+      auto m = troupe::members(sys);
       if (m && m.value().size() >= n) return true;
       std::this_thread::sleep_for(20ms);
     }

@@ -223,7 +223,7 @@ template <class... Msgs>
 result<address> spawn_convention_pool(system& sys, std::string type, nlohmann::json args,
                                       convention_pool_options options = {}) {
   if (result<done> ok = check_convention_pool_options(type, options); !ok) return ok.err();
-  result<address> first = sys.spawn_placed(type, args, options.where);
+  result<address> first = troupe::spawn_placed(sys, type, args, options.where);
   if (!first) {
     return error(first.err().code(), "convention pool of '" + type +
                                          "': placing its first worker: " + first.err().text());

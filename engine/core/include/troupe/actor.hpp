@@ -7,8 +7,9 @@
 #include <type_traits>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "troupe/address.hpp"
-#include "troupe/convention.hpp"
 #include "troupe/internal/envelope.hpp"
 #include "troupe/internal/runtime.hpp"
 #include "troupe/lifecycle.hpp"
@@ -250,25 +251,6 @@ class actor_base {
         timeout);
   }
 
-  /// A new actor of the registered type `type_name`, made from `args`, on
-  /// a member of the convention that fits `o` (system::spawn_placed).
-  /// Awaitable from a coroutine handler; errc::misuse if this engine is in
-  /// no convention.
-  task<result<address>> spawn_placed(std::string type_name, nlohmann::json args,
-                                     place_options o = {}) {
-    const address agent = internal::convention_agent_of(*home_shard());
-    if (agent.is_null()) {
-      co_return error(errc::misuse,
-                      "this engine is in no convention (start it with a convention "
-                      "leader to join)");
-    }
-    const duration timeout = o.timeout * 3;  // a member tried, a module sent, tried again
-    internal::envelope* e = internal::make_envelope(
-        internal::place_request{std::move(type_name), std::move(args), std::move(o)}, self(),
-        agent);
-    co_return co_await ask_awaiter<address>(home_shard(), e, timeout);
-  }
-
   /// The address of the actor named `name`, or errc::not_found. Answers
   /// seen on this shard are cached until that actor ends. Awaitable from a
   /// coroutine handler.
@@ -300,9 +282,9 @@ class actor_base {
   /// thrown, so it costs far less than one.
   void fail_with(std::string reason) { internal::request_failure(*this, std::move(reason)); }
 
-  /// Logs `text` as this actor's (with its address); with
-  /// system_options::forward_logs the convention's leader logs it too,
-  /// with this engine's id.
+  /// Logs `text` as this actor's (with its address); in a convention that
+  /// forwards logs (troupe::convention_options::forward_logs) its leader
+  /// logs it too, with this engine's id.
   void write_log(log_level level, std::string text) {
     internal::actor_log(*home_shard(), self(), level, std::move(text));
   }

@@ -10,9 +10,9 @@
 
 #include "troupe/actor.hpp"
 #include "troupe/address.hpp"
-#include "troupe/convention.hpp"
+#include "troupe/extension.hpp"
 #include "troupe/internal/runtime.hpp"
-#include "troupe/io/reactor.hpp"
+#include "troupe/io/backend.hpp"
 #include "troupe/lifecycle.hpp"
 #include "troupe/message.hpp"
 #include "troupe/module.hpp"
@@ -59,60 +59,28 @@ struct system_options {
   bool pin_shards = true;
   /// The root guardian's policy: for actors spawned from outside.
   supervision_policy root_supervision{};
-
-  // --- links to other engines ---
-  /// "host:port" to accept peer engines on (port 0: any free port, see
-  /// system::listen_port()); empty: none.
-  std::string listen{};
-  /// "host:port" of peer engines to connect to, and reconnect to.
-  std::vector<std::string> peers{};
-  /// Engines link only within one convention.
-  std::string convention = "troupe";
-  /// A shared secret: a peer must prove it knows it (HMAC-SHA256
-  /// challenge-response). Empty: no proof asked.
-  std::string secret{};
-  /// A link sends a heartbeat when it has been quiet this long, and is
-  /// declared dead after `peer_timeout` without hearing anything.
-  duration heartbeat = std::chrono::milliseconds(500);
-  duration peer_timeout = std::chrono::seconds(3);
-  /// The largest frame a link accepts, in bytes.
-  std::size_t max_frame = 16u << 20;
-
-  // --- the convention (troupe/convention.hpp) ---
-  /// "host:port" of the convention's leader: this engine joins it, or
-  /// leads it when that is its own `listen` address. Needs `listen`.
-  /// Empty: no convention.
-  std::string convention_leader{};
-  /// "etcd://HOST:PORT[,HOST:PORT...]": membership kept in etcd (leases,
-  /// a watch) instead of by a leader; then convention_leader stays empty.
-  std::string membership{};
-  /// What this engine offers placement: a JSON object.
-  nlohmann::json capabilities = nlohmann::json::object();
-  /// "host:port" other members dial to reach this engine; empty: the
-  /// `listen` host with the port it got.
-  std::string advertise{};
-  /// Where modules sent by other members are written; empty: a directory
-  /// of its own under the system's temporary directory.
-  std::string module_cache{};
-  /// How often members tell each other their load.
-  duration load_every = std::chrono::seconds(1);
-  /// Introduce this engine to the convention as it starts; false: at
-  /// join_convention() (after loading modules, so that placements that
-  /// come at once find their types).
-  bool join_convention_at_start = true;
-  /// Lines actors log (actor_base::write_log) also go to the convention's
-  /// leader, which logs them with their engine and actor.
-  bool forward_logs = false;
 };
 
-/// An engine: its shards, their threads and their actors.
+/// An engine: its shards, their threads and their actors; links to other
+/// engines and the convention are extensions added at construction
+/// (troupe/remote.hpp, troupe/convention.hpp).
 ///
 /// Threads: every member may be called from any thread that is not one of
 /// its shards (an outside thread); in inline mode, from the thread that
 /// created it. Lifetime: the destructor calls stop().
 class system {
  public:
+  /// Starts the shards (their threads, unless inline). Throws
+  /// std::invalid_argument for a bad option, std::runtime_error when the
+  /// engine cannot start (a listener that cannot bind, no io backend).
   explicit system(system_options options = {});
+  /// The same, with layers above the core, configured and attached in the
+  /// order given (a convention needs links before it).
+  system(system_options options, std::vector<extension_ptr> extensions);
+  template <class... E>
+  requires(sizeof...(E) > 0 && (std::is_convertible_v<E, extension_ptr> && ...))
+      system(system_options options, E&&... extensions)
+      : system(std::move(options), make_list(std::forward<E>(extensions)...)) {}
   ~system();
   system(const system&) = delete;
   system& operator=(const system&) = delete;
@@ -148,7 +116,7 @@ class system {
   /// A new actor of the type registered as `type_name` on engine `engine`
   /// (register_actor), placed there by `o`. Blocks until that engine
   /// answers: errc::not_found if it has no such type, errc::peer_lost if
-  /// there is no link to it.
+  /// there is no link to it (or no links at all: see troupe/remote.hpp).
   result<address> spawn_on(std::uint32_t engine, std::string type_name, spawn_options o = {},
                            duration timeout = std::chrono::seconds(10)) {
     return internal::take_reply<address>(internal::outside_ask(
@@ -171,27 +139,6 @@ class system {
   result<done> unload_module(const std::string& name, bool stop_actors = false);
   /// The modules loaded in this process.
   static std::vector<module_info> modules();
-
-  /// The engines of this engine's convention, this one first, as it last
-  /// heard of them. errc::misuse if it is in no convention.
-  result<std::vector<member>> members(duration timeout = std::chrono::seconds(5));
-  /// `who` (an actor of this engine) gets a troupe::convention_update for
-  /// every member that joins, leaves, is lost or changes capabilities, and
-  /// at once one `joined` per member already known; `on = false` stops it.
-  /// It ends by itself when `who` ends.
-  void subscribe_convention(const address& who, bool on = true);
-  /// Introduces this engine to its convention, when it was started with
-  /// join_convention_at_start = false; nothing otherwise.
-  void join_convention();
-  /// This engine's capabilities are now `capabilities` (a JSON object);
-  /// the convention hears of it through its leader.
-  result<done> update_capabilities(nlohmann::json capabilities);
-  /// A new actor of the registered type `type_name`, made from `args`, on
-  /// a member that fits `o` (see troupe::place_options): this engine or
-  /// another; the type's module is sent to a member that lacks it.
-  /// errc::not_found naming each member's refusal if none fits.
-  result<address> spawn_placed(std::string type_name, nlohmann::json args = nullptr,
-                               place_options o = {});
 
   /// The address of the actor named `name`, or errc::not_found.
   result<address> lookup_name(std::string name, duration timeout = std::chrono::seconds(5));
@@ -225,18 +172,24 @@ class system {
   void stop();
 
   std::size_t shard_count() const noexcept;
-  /// The port peer engines connect to (when system_options::listen is set).
-  std::uint16_t listen_port() const noexcept;
   std::uint32_t engine_id() const noexcept;
   stats counters() const;
   /// The same, shard by shard (messages sent from outside are in no shard's).
   std::vector<stats> shard_counters() const;
-  /// The engines this one knows to be up: itself and its linked peers.
+  /// The engines this one knows to be up: itself and, with links, its
+  /// linked peers.
   std::vector<std::uint32_t> engines() const;
   /// "io_uring (single_issuer ...)" or "epoll (...)".
   std::string io_description() const;
 
  private:
+  template <class... E>
+  static std::vector<extension_ptr> make_list(E&&... extensions) {
+    std::vector<extension_ptr> list;
+    (list.push_back(std::forward<E>(extensions)), ...);
+    return list;
+  }
+  friend struct internal::system_access;
   std::unique_ptr<internal::system_impl> impl_;
 };
 

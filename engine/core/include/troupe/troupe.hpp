@@ -1,14 +1,14 @@
 #pragma once
-// The one header a module author includes.
+// The core API: the one header a module author includes. Links to other
+// engines (troupe/remote.hpp) and the convention (troupe/convention.hpp,
+// troupe/convention_pool.hpp, troupe/convention_supervisor.hpp,
+// troupe/requirements.hpp) have headers of their own.
 
 #include "troupe/actor.hpp"
 #include "troupe/address.hpp"
-#include "troupe/convention.hpp"
-#include "troupe/convention_pool.hpp"
-#include "troupe/convention_supervisor.hpp"
+#include "troupe/extension.hpp"
 #include "troupe/message.hpp"
 #include "troupe/module.hpp"
-#include "troupe/requirements.hpp"
 #include "troupe/result.hpp"
 #include "troupe/system.hpp"
 #include "troupe/task.hpp"

@@ -27,6 +27,7 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+#include "troupe/io/backend.hpp"
 
 #include <sys/socket.h>
 
@@ -36,13 +37,6 @@ using clock = std::chrono::steady_clock;
 
 /// Which kernel interface a reactor sits on.
 enum class backend { uring, epoll };
-
-/// What the caller asks for: io_uring if possible else epoll (auto), or one
-/// of them strictly.
-enum class backend_choice { automatic, uring, epoll };
-
-/// Parses "auto", "uring" or "epoll". Returns nullopt for anything else.
-std::optional<backend_choice> parse_backend_choice(std::string_view text);
 
 const char* to_string(backend b);
 

@@ -25,6 +25,8 @@ namespace troupe::internal {
 
 class shard;
 class system_impl;
+/// The layers' way from a troupe::system to its engine (engine/core/system.cpp).
+struct system_access;
 
 /// Why a handler failed: the exception it threw, with its type and text
 /// taken where it was caught (describing it later would mean throwing it
@@ -141,8 +143,6 @@ std::optional<actor_type> actor_type_named(std::string_view type_name) noexcept;
 void unregister_actor_type(const std::string& type_name);
 void cache_name(shard& s, const std::string& name, const address& a);
 
-/// This engine's convention agent; null when it is in no convention.
-address convention_agent_of(shard& s);
 /// The shard whose thread is calling, or nullptr outside any shard.
 /// constinit: no dynamic initialization, so no TLS wrapper call on each use.
 extern constinit thread_local shard* this_shard;
