@@ -101,7 +101,16 @@ std::string ms_text(duration d) {
 
 link_table::link_table(shard& s, link_options o) : shard_(s), opts_(std::move(o)) {}
 
-link_table::~link_table() = default;
+link_table::~link_table() {
+  // The shutdown's cancel_waits phase ends every socket operation and sleep
+  // before the shard closes, so the background coroutines have ended. One
+  // still counted is suspended for good: its frame is left, never resumed.
+  if (background_.count() > 0) {
+    spdlog::warn(
+        "engine {}: shard {}: {} link coroutine{} still running at shutdown; left as they are",
+        shard_.engine(), shard_.index(), background_.count(), background_.count() == 1 ? "" : "s");
+  }
+}
 
 bool link_table::hub() const noexcept { return shard_.index() == 0; }
 
@@ -114,20 +123,20 @@ void link_table::start() {
   if (hub()) {
     if (listener_) {
       net::adapt(listener_);
-      accept_loop();
+      accept_loop(background_.hold());
     }
     for (const std::string& p : opts_.peers) {
-      if (dialing_.insert(p).second) dial_loop(p, false);
+      if (dialing_.insert(p).second) dial_loop(background_.hold(), p, false);
     }
   }
-  tick_loop();
+  tick_loop(background_.hold());
 }
 
-detached link_table::accept_loop() {
-  while (!stopping_) {
+detached link_table::accept_loop(gate::holder) {
+  while (!stopping()) {
     auto s = co_await net::accept(listener_);
+    if (stopping()) break;  // a peer accepted just now is not served
     if (!s) {
-      if (stopping_) break;
       spdlog::warn("engine {}: accepting a peer failed: {}", shard_.engine(), s.err().describe());
       co_await sleep_for{std::chrono::milliseconds(100)};
       continue;
@@ -137,21 +146,21 @@ detached link_table::accept_loop() {
     l->peer_text = "accepted";
     link* raw = l.get();
     links_.push_back(std::move(l));
-    serve_accepted(raw);
+    serve_accepted(background_.hold(), raw);
   }
 }
 
-detached link_table::serve_accepted(link* l) { co_await run_link(l); }
+detached link_table::serve_accepted(gate::holder, link* l) { co_await run_link(l); }
 
 void link_table::dial(const std::string& peer) {
-  if (stopping_) return;
+  if (stopping()) return;
   on_demand_.insert(peer);
-  if (dialing_.insert(peer).second) dial_loop(peer, true);
+  if (dialing_.insert(peer).second) dial_loop(background_.hold(), peer, true);
 }
 
 void link_table::undial(const std::string& peer) { on_demand_.erase(peer); }
 
-detached link_table::dial_loop(std::string peer, bool on_demand) {
+detached link_table::dial_loop(gate::holder, std::string peer, bool on_demand) {
   std::string host;
   std::uint16_t port = 0;
   if (!net::split_host_port(peer, host, port)) {  // the static ones were checked at set-up
@@ -160,7 +169,7 @@ detached link_table::dial_loop(std::string peer, bool on_demand) {
     co_return;
   }
   auto backoff = std::chrono::milliseconds(100);
-  auto wanted = [&] { return !stopping_ && (!on_demand || on_demand_.contains(peer)); };
+  auto wanted = [&] { return !stopping() && (!on_demand || on_demand_.contains(peer)); };
   while (wanted()) {
     auto s = co_await net::connect(host, port);
     if (s) {
@@ -184,8 +193,8 @@ detached link_table::dial_loop(std::string peer, bool on_demand) {
   dialing_.erase(peer);
 }
 
-detached link_table::dial_member(std::uint32_t engine, std::uint64_t id, std::uint16_t index,
-                                 std::string peer) {
+detached link_table::dial_member(gate::holder, std::uint32_t engine, std::uint64_t id,
+                                 std::uint16_t index, std::string peer) {
   std::string host;
   std::uint16_t port = 0;
   net::split_host_port(peer, host, port);  // it was dialled before
@@ -251,7 +260,11 @@ void link_table::open_group(link* l) {
   l->up = true;
   serve(l);
   if (g.dialed) {
-    for (std::uint16_t k = 1; k < g.size; ++k) dial_member(g.engine, g.id, k, g.peer_text);
+    // Shutting down (a handshake that ended as stop() began): the group
+    // never completes.
+    for (std::uint16_t k = 1; k < g.size && !stopping(); ++k) {
+      dial_member(background_.hold(), g.engine, g.id, k, g.peer_text);
+    }
   }
   count_served(g.engine, g.id);
 }
@@ -262,7 +275,7 @@ task<bool> link_table::hand_over(link* l) {
   // on this side: wait for it, bounded.
   group* g = find_group(l->peer_engine, l->group);
   const auto until = clk::now() + opts_.peer_timeout / 2;
-  while (!g && !l->closed && !stopping_ && clk::now() < until) {
+  while (!g && !l->closed && !stopping() && clk::now() < until) {
     co_await sleep_for{std::chrono::milliseconds(2)};
     g = find_group(l->peer_engine, l->group);
   }
@@ -314,7 +327,7 @@ void link_table::count_links() noexcept {
   shard_.set_links_served(n);
 }
 
-detached link_table::serve_adopted(link* l) {
+detached link_table::serve_adopted(gate::holder, link* l) {
   ++l->tasks;
   co_await read_loop(l);
   release(l);
@@ -336,7 +349,7 @@ bool link_table::on_control(envelope* e) {
     l->last_heard = l->last_sent = clk::now();
     link* raw = l.get();
     links_.push_back(std::move(l));
-    if (stopping_) {
+    if (stopping()) {
       close(raw, "this engine is shutting down");
       release(raw);
       return true;
@@ -344,7 +357,7 @@ bool link_table::on_control(envelope* e) {
     net::adapt(raw->sock);
     serve(raw);
     to_shard(0, make_envelope(link_served{m.engine, m.group}, address{}, address{}));
-    serve_adopted(raw);
+    serve_adopted(background_.hold(), raw);
   } else if (t == type_id<link_served>()) {
     const link_served& m = e->as<link_served>();
     count_served(m.engine, m.group);
@@ -414,7 +427,7 @@ void link_table::end_group(std::uint32_t engine, std::uint64_t id, const std::st
   if (it == groups_.end()) return;  // ended already
   const group g = *it;
   groups_.erase(it);
-  if (!stopping_) {
+  if (!stopping()) {
     spdlog::warn("engine {}: link to engine {} ({}) closed: {}", shard_.engine(), engine,
                  g.peer_text, why);
   }
@@ -635,14 +648,16 @@ void link_table::recount_backlog() {
 }
 
 void link_table::flush() {
-  if (!dirty_) return;
+  if (!dirty_ || stopping()) return;  // stopped: every link is closed
   dirty_ = false;
   for (auto& l : links_) {
-    if (l->up && !l->closed && !l->writing && !l->out.empty()) send_pending(l.get());
+    if (l->up && !l->closed && !l->writing && !l->out.empty()) {
+      send_pending(background_.hold(), l.get());
+    }
   }
 }
 
-detached link_table::send_pending(link* l) {
+detached link_table::send_pending(gate::holder, link* l) {
   ++l->tasks;
   l->writing = true;
   while (!l->closed && !l->out.empty()) {
@@ -664,10 +679,10 @@ detached link_table::send_pending(link* l) {
   release(l);
 }
 
-detached link_table::tick_loop() {
+detached link_table::tick_loop(gate::holder) {
   const auto every = std::max(opts_.heartbeat / 2, duration(std::chrono::milliseconds(10)));
   auto last_tick = clk::now();
-  while (!stopping_) {
+  while (!stopping()) {
     co_await sleep_for{every};
     const auto now = clk::now();
     // A tick that comes late means this shard was busy (a long handler):
@@ -793,7 +808,7 @@ void link_table::close(link* l, const std::string& why) {
   const bool served = l->served;
   shut(l);
   if (!served) {
-    if (!stopping_) {
+    if (!stopping()) {
       spdlog::warn(
           "engine {}: link to {} ({}) closed: {}", shard_.engine(),
           l->peer_engine ? "engine " + std::to_string(l->peer_engine) : std::string("peer"),
@@ -807,7 +822,7 @@ void link_table::close(link* l, const std::string& why) {
                                 : why + " (connection " + std::to_string(l->index) + ")";
   if (hub()) {
     end_group(l->peer_engine, l->group, whole);
-  } else if (!stopping_) {
+  } else if (!stopping()) {
     to_shard(0, make_envelope(link_down{l->peer_engine, l->group, whole}, address{}, address{}));
   }
 }
@@ -859,7 +874,7 @@ void link_table::release(link* l) {
 }
 
 void link_table::stop() {
-  stopping_ = true;
+  background_.close();  // its end is not awaited here: see ~link_table
   groups_.clear();
   const std::string why = "engine " + std::to_string(shard_.engine()) + " is shutting down";
   for (auto& l : links_) {
@@ -887,7 +902,7 @@ void link_table::set_agent(const address& agent) {
 }
 
 void link_table::tell_agent(const group& g, bool up, const std::string& why) {
-  if (agent_.is_null() || stopping_) return;
+  if (agent_.is_null() || stopping()) return;
   shard_.send(make_envelope(link_changed{g.engine, up, g.dialed ? g.peer_text : std::string(), why},
                             address{}, agent_));
 }

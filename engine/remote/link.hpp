@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "core/extension_points.hpp"
+#include "core/gate.hpp"
 #include "core/shard.hpp"
 #include "remote/frame.hpp"
 #include "troupe/actor.hpp"
@@ -155,7 +156,9 @@ class link_table final : public remote_router {
   void flush() override;
   /// Heartbeats and timeouts; called from the shard's timer.
   void tick();
-  /// Shutting down: links say goodbye and close; nothing redials.
+  /// Shutting down: links say goodbye and close; nothing redials, and no
+  /// new background work starts. What runs ends as its sockets and sleeps
+  /// are cancelled (the shard's cancel_waits phase).
   void stop() override;
 
   /// `agent` (the convention's, say) hears of links coming up and going
@@ -190,16 +193,19 @@ class link_table final : public remote_router {
     std::chrono::steady_clock::time_point began;
   };
 
-  detached accept_loop();
-  detached serve_accepted(link* l);
-  detached dial_loop(std::string peer, bool on_demand);
+  // The coroutines that run in the background, each inside background_:
+  // started with an entry into it (the gate::holder), which lives in the
+  // coroutine's frame until it ends.
+  detached accept_loop(gate::holder);
+  detached serve_accepted(gate::holder, link* l);
+  detached dial_loop(gate::holder, std::string peer, bool on_demand);
   /// Dials connection `index` of a group this engine opened.
-  detached dial_member(std::uint32_t engine, std::uint64_t id, std::uint16_t index,
+  detached dial_member(gate::holder, std::uint32_t engine, std::uint64_t id, std::uint16_t index,
                        std::string peer);
   /// Serves a connection handed over by shard 0.
-  detached serve_adopted(link* l);
-  detached send_pending(link* l);
-  detached tick_loop();
+  detached serve_adopted(gate::holder, link* l);
+  detached send_pending(gate::holder, link* l);
+  detached tick_loop(gate::holder);
   /// Handshake, then (for connections served here) reads until it closes.
   /// True if it opened a group.
   task<bool> run_link(link* l);
@@ -251,7 +257,10 @@ class link_table final : public remote_router {
   std::unordered_set<std::string> dialing_;    ///< a dial loop runs for it
   std::unordered_set<std::string> on_demand_;  ///< dial() asked for it, undial() not yet
   address agent_;
-  bool stopping_ = false;
+  /// Every background coroutine above runs inside it; none starts once
+  /// stop() has closed it, and the destructor warns of any still inside.
+  gate background_;
+  bool stopping() const noexcept { return background_.is_closed(); }
   bool dirty_ = false;  ///< some link has bytes to send
   std::size_t backlog_ = 0;
 };

@@ -2,7 +2,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
+#include <string>
 #include <thread>
+#include <utility>
 
 #include "troupe/troupe.hpp"
 
@@ -146,4 +149,125 @@ TEST_CASE("a reply that comes after its ask timed out is counted and discarded",
     std::this_thread::sleep_for(2ms);
   }
   CHECK(sys.counters().dead(troupe::dead_reason::late_reply) == 1);
+}
+
+namespace {
+
+constexpr const char* empty_task_text =
+    "co_await on an empty troupe::task: it was moved from or already awaited";
+
+troupe::task<int> seven() { co_return 7; }
+
+/// Counts its own destruction, once, wherever it was moved to: as a
+/// coroutine's parameter it lives in the frame and dies with it.
+struct destruction_counter {
+  int* destroyed;
+  explicit destruction_counter(int* d) : destroyed(d) {}
+  destruction_counter(destruction_counter&& o) noexcept
+      : destroyed(std::exchange(o.destroyed, nullptr)) {}
+  ~destruction_counter() {
+    if (destroyed) ++*destroyed;
+  }
+};
+
+troupe::task<int> counted(destruction_counter, bool fail) {
+  if (fail) throw std::runtime_error("counted task failed");
+  co_return 1;
+}
+
+}  // namespace
+
+TEST_CASE("awaiting a moved-from task fails the awaiting handler with a sentence naming it",
+          "[core]") {
+  struct mover : troupe::actor<mover, get> {
+    troupe::task<int> on(const get&) {
+      auto t = seven();
+      auto moved = std::move(t);
+      const int first = co_await std::move(moved);
+      // The misuse under test: `t` was moved from.
+      co_return first + co_await std::move(t);  // NOLINT(bugprone-use-after-move)
+    }
+  };
+  troupe::system_options o;
+  o.inline_mode = true;
+  troupe::system sys(o);
+  address a = sys.spawn<mover>();
+  auto r = sys.ask<int>(a, get{}, 5s);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.err().code() == troupe::errc::failed);
+  CHECK(r.err().text().find(empty_task_text) != std::string::npos);
+}
+
+TEST_CASE("awaiting a task a second time fails instead of returning a moved-from value", "[core]") {
+  struct twice : troupe::actor<twice, get> {
+    int* first_value;
+    explicit twice(int* f) : first_value(f) {}
+    troupe::task<int> on(const get&) {
+      auto t = seven();
+      *first_value = co_await std::move(t);
+      co_return co_await std::move(t);  // NOLINT(bugprone-use-after-move)
+    }
+  };
+  troupe::system_options o;
+  o.inline_mode = true;
+  troupe::system sys(o);
+  int first_value = 0;
+  address a = sys.spawn<twice>(&first_value);
+  auto r = sys.ask<int>(a, get{}, 5s);
+  CHECK(first_value == 7);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.err().code() == troupe::errc::failed);
+  CHECK(r.err().text().find(empty_task_text) != std::string::npos);
+}
+
+TEST_CASE("an awaited task's frame is destroyed once, when its co_await ends", "[core]") {
+  struct awaits : troupe::actor<awaits, get> {
+    int* destroyed;
+    explicit awaits(int* d) : destroyed(d) {}
+    troupe::task<int> on(const get&) {
+      auto t = counted(destruction_counter(destroyed), false);
+      const int before = *destroyed;
+      const int v = co_await std::move(t);
+      co_return before * 100 + *destroyed * 10 + v;  // 0, then 1, then the value 1
+    }
+  };
+  troupe::system_options o;
+  o.inline_mode = true;
+  troupe::system sys(o);
+  int destroyed = 0;
+  address a = sys.spawn<awaits>(&destroyed);
+  CHECK(sys.ask<int>(a, get{}, 5s).value() == 11);
+  CHECK(destroyed == 1);
+}
+
+TEST_CASE("a task that throws has its frame destroyed once and its exception rethrown", "[core]") {
+  struct awaits_failure : troupe::actor<awaits_failure, get> {
+    int* destroyed;
+    explicit awaits_failure(int* d) : destroyed(d) {}
+    troupe::task<int> on(const get&) {
+      try {
+        co_await counted(destruction_counter(destroyed), true);
+      } catch (const std::runtime_error& e) {
+        co_return std::string(e.what()) == "counted task failed" ? *destroyed : -1;
+      }
+      co_return -2;
+    }
+  };
+  troupe::system_options o;
+  o.inline_mode = true;
+  troupe::system sys(o);
+  int destroyed = 0;
+  address a = sys.spawn<awaits_failure>(&destroyed);
+  CHECK(sys.ask<int>(a, get{}, 5s).value() == 1);
+  CHECK(destroyed == 1);
+}
+
+TEST_CASE("a task never awaited destroys its unstarted frame once, with the task", "[core]") {
+  int destroyed = 0;
+  {
+    auto t = counted(destruction_counter(&destroyed), true);  // would throw if it ran
+    auto moved = std::move(t);
+    CHECK(destroyed == 0);
+  }
+  CHECK(destroyed == 1);
 }
