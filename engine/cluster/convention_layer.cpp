@@ -159,6 +159,10 @@ address agent_of(system& sys) {
 
 }  // namespace
 
+result<std::vector<std::string>> parse_membership_url(std::string_view url) {
+  return internal::parse_etcd_url(url);
+}
+
 extension_ptr with_convention(convention_options options) {
   return std::make_unique<internal::convention_layer>(std::move(options));
 }

@@ -6,7 +6,7 @@
 
 #include "server/config.hpp"
 
-#include "cluster/etcd_client.hpp"
+#include "troupe/convention.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -390,7 +390,7 @@ void read_convention(const json& v, convention_config& out, problems& p) {
   if (auto it = v.find("membership"); it != v.end()) {
     if (it->is_null()) {
       out.membership.clear();
-    } else if (!it->is_string() || !internal::parse_etcd_url(it->get<std::string>())) {
+    } else if (!it->is_string() || !parse_membership_url(it->get<std::string>())) {
       p.expected("convention.membership", "\"etcd://host:port[,host:port...]\"", *it);
     } else {
       out.membership = it->get<std::string>();

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -126,6 +127,11 @@ struct convention_options {
   /// leader, which logs them with their engine and actor.
   bool forward_logs = false;
 };
+
+/// The etcd endpoints ("host:port" each) of a membership URL
+/// ("etcd://HOST:PORT[,HOST:PORT...]"), or errc::misuse naming what is
+/// wrong with it. Any thread.
+result<std::vector<std::string>> parse_membership_url(std::string_view url);
 
 /// The convention layer, for troupe::system's constructor, after
 /// troupe::with_links (it needs the links, and a `listen` address). The
