@@ -129,6 +129,34 @@ class alignas(64) shard {
   void advance_clock(time_point t) { virtual_now_ = t; }
   time_point now() const;
 
+  // --- the deterministic test fixture (troupe/testing.hpp): inline mode, own thread ---
+  /// The engine's own work, short of running a handler for a message:
+  /// messages from outside threads reach their mailboxes, control messages
+  /// for this shard are handled (installs, which run on_start; watches;
+  /// children's exits) and timers due by now() fire. Replies to asks and
+  /// mailbox messages wait for run_one(). Returns true if it did anything.
+  bool settle();
+  /// The message run_one() would handle next, left in place: the first
+  /// reply waiting for an asker on this shard, else the head of the
+  /// mailbox of the first actor in the run queue; null when there is none.
+  /// Valid until the shard runs anything.
+  const envelope* peek_next();
+  /// Handles exactly the message peek_next() names (an actor that has more
+  /// goes to the back of the run queue); false if there was none.
+  bool run_one();
+  /// Messages waiting for the live actor at `a`: its mailbox and the
+  /// replies to its asks. Empty when no actor lives there.
+  std::optional<std::size_t> mail_waiting(const address& a);
+  /// Messages waiting for all actors of this shard.
+  std::size_t mail_waiting();
+  /// Fires the timers due by now(), in deadline order; returns how many did
+  /// something (a cancelled wakeup or a stale restart does not count).
+  std::size_t fire_due_timers();
+  /// Dead-letters (shutting_down) every message waiting in a mailbox or as
+  /// a reply, and what that brings (an ask's failure), running no handler.
+  /// Returns how many.
+  std::size_t discard_waiting();
+
   // --- any thread ---
   std::uint16_t index() const noexcept { return index_; }
   std::uint32_t engine() const noexcept { return engine_; }
@@ -246,6 +274,9 @@ class alignas(64) shard {
   bool run_replies();
   bool run_control();
   bool run_timers();
+  /// Pops the earliest timer and does what it is for; false if it had
+  /// nothing left to do (cancelled, or its actor or ask is gone).
+  bool fire_next_timer();
   /// Publishes lanes and moves overflow into them; true if it moved any.
   bool flush_outbound();
   /// Runs up to `throughput_` messages of `a`; returns how many it ran.

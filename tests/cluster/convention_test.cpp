@@ -55,7 +55,9 @@ struct seen_updates {
   /// Waits (bounded) until `what` for `engine` is seen after index `from`.
   bool wait_for(change what, std::uint32_t engine, std::chrono::milliseconds limit,
                 std::size_t from = 0) {
-    return troupe::test::eventually([&] { return has(what, engine, from); }, limit, 10ms);
+    return troupe::test::eventually([&] { return has(what, engine, from); }, limit,
+                                    "the subscriber is told that engine " + std::to_string(engine) +
+                                        " " + troupe::to_string(what));
   }
 };
 seen_updates updates;

@@ -41,7 +41,7 @@ TEST_CASE("with membership in etcd, troupe serve is listed only once its modules
     const std::vector<std::uint32_t> ids = member_ids(sys);
     return (record && record->has_value()) || std::find(ids.begin(), ids.end(), 5) != ids.end();
   };
-  REQUIRE(eventually(listed, 15s, 5ms));
+  REQUIRE(eventually(listed, 15s, "engine 5 is listed, in etcd or as a member"));
   {
     // Its record in etcd, or this member's view of it, came after the module.
     const std::string out = slow.output();

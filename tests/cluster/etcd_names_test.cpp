@@ -132,7 +132,11 @@ TEST_CASE("names in etcd: a name spawned from three engines at once is one actor
   engine_process e2(2, etcd.url()), e3(3, etcd.url());
   troupe::test::engine sys(in_etcd(9, etcd.url()));
   load_test_module(sys);
-  REQUIRE(eventually([&] { return member_ids(sys) == std::vector<std::uint32_t>{2, 3, 9}; }, 15s));
+  REQUIRE(eventually(
+      [&] {
+        return member_ids(sys) == std::vector<std::uint32_t>{2, 3, 9};
+      },
+      15s, "engine 9 counts the members {2, 3, 9}"));
   // Every engine linked to both others: lookups from each reach the winner.
   REQUIRE(eventually(
       [&] {
@@ -140,7 +144,7 @@ TEST_CASE("names in etcd: a name spawned from three engines at once is one actor
                troupe::test::peers_of(e2.admin) == std::vector<std::uint32_t>{3, 9} &&
                troupe::test::peers_of(e3.admin) == std::vector<std::uint32_t>{2, 9};
       },
-      15s));
+      15s, "engines 2, 3 and 9 are each linked to both others"));
 
   const auto start = std::chrono::steady_clock::now();
   constexpr int names = 8;
@@ -215,7 +219,8 @@ TEST_CASE("names in etcd: an owner killed with kill -9 frees its names when its 
   e2->proc->wait_exit(5s);
   // Until the lease (2 s: --peer-timeout 1 s, at least 2) runs out, etcd
   // still binds it; then the key is gone with the lease.
-  REQUIRE(eventually([&] { return bound_in_etcd(client, "leased").is_null(); }, 10s));
+  REQUIRE(eventually([&] { return bound_in_etcd(client, "leased").is_null(); }, 10s,
+                     "'leased' is bound to nobody in etcd"));
   const auto freed = std::chrono::steady_clock::now() - killed;
   WARN("the name was freed " << std::chrono::duration_cast<std::chrono::milliseconds>(freed).count()
                              << " ms after kill -9 of its owner");
@@ -249,7 +254,8 @@ TEST_CASE(
   e2->proc->wait_exit(5s);
   const auto killed = std::chrono::steady_clock::now();
   e2 = std::make_unique<engine_process>(2, etcd.url(), "5000");
-  REQUIRE(eventually([&] { return bound_in_etcd(client, "kept-over").is_null(); }, 10s));
+  REQUIRE(eventually([&] { return bound_in_etcd(client, "kept-over").is_null(); }, 10s,
+                     "'kept-over' is bound to nobody in etcd"));
   const auto freed = std::chrono::steady_clock::now() - killed;
   WARN("the earlier run's name was freed "
        << std::chrono::duration_cast<std::chrono::milliseconds>(freed).count()
@@ -355,7 +361,8 @@ TEST_CASE("names in etcd: bad and unknown names, and an etcd gone, give errors t
   REQUIRE(same);
   CHECK(same.value() == first.value());
   sys.tell(first.value(), quit{});
-  REQUIRE(eventually([&] { return bound_in_etcd(client, "short-lived").is_null(); }, 5s));
+  REQUIRE(eventually([&] { return bound_in_etcd(client, "short-lived").is_null(); }, 5s,
+                     "'short-lived' is bound to nobody in etcd"));
   auto gone = sys.lookup_name("short-lived");
   REQUIRE_FALSE(gone);
   CHECK(gone.err().code() == errc::not_found);
@@ -411,7 +418,8 @@ TEST_CASE("names in etcd: after its lease ended, an engine claims its names agai
   REQUIRE(client.revoke(lease).ok());
 
   // Registered again on a new lease, the engine claims back what is free.
-  REQUIRE(eventually([&] { return bound_in_etcd(client, "again") == again.value(); }, 10s));
+  REQUIRE(eventually([&] { return bound_in_etcd(client, "again") == again.value(); }, 10s,
+                     "'again' is bound in etcd to its new actor"));
   auto now = client.read(names_prefix + "again");
   REQUIRE(now);
   REQUIRE(now->kv);
@@ -428,5 +436,5 @@ TEST_CASE("names in etcd: after its lease ended, an engine claims its names agai
         auto f = sys.lookup_name("taken");
         return f && f.value() == stranger;
       },
-      5s));
+      5s, "'taken' is looked up as the stranger's"));
 }

@@ -13,7 +13,7 @@
 
 #include "cluster/etcd_client.hpp"
 #include "support/etcd.hpp"
-#include "support/wait.hpp"
+#include "support/eventually.hpp"
 
 using namespace std::chrono_literals;
 using troupe::errc;
@@ -359,7 +359,7 @@ TEST_CASE("a watch from a compacted revision ends with a final error that says s
   CHECK(contains(errors[0],
                  "compacted its history up to revision " + std::to_string(range->revision)));
   CHECK(contains(errors[0], "watch of '/c/'"));
-  CHECK(eventually([&] { return !watch->running(); }, 2s));
+  CHECK(eventually([&] { return !watch->running(); }, 2s, "the watch has stopped"));
   CHECK(log.wait_events(1, 0ms).empty());
 }
 

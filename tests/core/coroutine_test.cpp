@@ -1,12 +1,12 @@
 #include <catch2/catch.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <utility>
 
+#include "troupe/testing.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
@@ -18,29 +18,36 @@ struct get {};
 struct ping {};
 struct wait_for_release {};
 
-struct gate : troupe::actor<gate, wait_for_release> {
-  // Holds one asker until the test thread opens it: a reply that comes
-  // much later. (A message could not open it: the gate's mailbox queues
-  // while its handler waits.)
-  std::atomic<bool>* open;
-  explicit gate(std::atomic<bool>* o) : open(o) {}
-  troupe::task<int> on(const wait_for_release&) {
-    for (int i = 0; i < 5000 && !open->load(); ++i) co_await troupe::sleep_for{1ms};
-    co_return open->load() ? 1 : 0;
-  }
-};
-
 struct pinger : troupe::actor<pinger, ping> {
   int on(const ping&) { return 7; }
 };
 
+/// Holds one asker for an hour of virtual time: a reply that comes late,
+/// with no thread and no flag.
+struct slow_gate : troupe::actor<slow_gate, wait_for_release> {
+  troupe::task<int> on(const wait_for_release&) {
+    co_await troupe::sleep_for{1h};
+    co_return 1;
+  }
+};
+
 struct waiter : troupe::actor<waiter, get> {
   address gate_addr;
-  explicit waiter(address g) : gate_addr(g) {}
-  troupe::task<int> on(const get&) {
-    auto r = co_await ask<int>(gate_addr, wait_for_release{}, 10s);
-    co_return r.value() * 100;
+  int* got;
+  waiter(address g, int* out) : gate_addr(g), got(out) {}
+  troupe::task<> on(const get&) {
+    auto r = co_await ask<int>(gate_addr, wait_for_release{}, 2h);
+    *got = r.value() * 100;
   }
+};
+
+/// Asks `to` for get when told to go, and keeps the answer.
+struct go {};
+struct client : troupe::actor<client, go> {
+  address to;
+  int* got;
+  client(address t, int* out) : to(t), got(out) {}
+  troupe::task<> on(const go&) { *got = (co_await ask<int>(to, get{}, 1s)).value(); }
 };
 
 struct nested : troupe::actor<nested, get> {
@@ -56,49 +63,54 @@ struct nested : troupe::actor<nested, get> {
 
 }  // namespace
 
-TEST_CASE("a suspended coroutine handler does not stall other actors on its shard",
-          "[engine][coroutine]") {
-  troupe::system_options o;
-  o.shards = 1;  // everything on one shard: a stall would block it all
-  troupe::system sys(o);
-  std::atomic<bool> open{false};
-  address g = sys.spawn<gate>(&open);
-  address w = sys.spawn<waiter>(g);
-  address p = sys.spawn<pinger>();
+TEST_CASE_METHOD(troupe::testing::fixture,
+                 "a suspended coroutine handler does not stall other actors on its shard",
+                 "[engine][coroutine]") {
   int waited_for = 0;
-  std::thread asker([&] { waited_for = sys.ask<int>(w, get{}, 10s).value(); });
-  // While `w` waits on the gate, the same shard answers 1000 asks to `p`.
-  for (int i = 0; i < 1000; ++i) REQUIRE(sys.ask<int>(p, ping{}, 5s).value() == 7);
-  open = true;
-  asker.join();
+  address g = spawn<slow_gate>();
+  address w = spawn<waiter>(g, &waited_for);
+  address p = spawn<pinger>();
+  inject(address{}, w, get{});
+  expect<get>().to(w);                       // w asks g, and waits
+  expect<wait_for_release>().from(w).to(g);  // g sleeps an hour
+  // While both wait, the one shard runs another actor, message by message.
+  for (int i = 0; i < 1000; ++i) {
+    inject(address{}, p, ping{});
+    expect<ping>().to(p);
+  }
+  CHECK(waited_for == 0);
+  CHECK(advance_time(1h) == 1);  // g wakes and answers
+  expect<int>().with(1).from(g).to(w);
   CHECK(waited_for == 100);
 }
 
-TEST_CASE("a waiting coroutine handler keeps its actor's mailbox queued", "[engine][coroutine]") {
+TEST_CASE_METHOD(troupe::testing::fixture,
+                 "a waiting coroutine handler keeps its actor's mailbox queued",
+                 "[engine][coroutine]") {
   struct slow_counter : troupe::actor<slow_counter, get, ping> {
-    std::atomic<bool>* entered;
-    explicit slow_counter(std::atomic<bool>* e) : entered(e) {}
     int n = 0;
     troupe::task<int> on(const get&) {
-      entered->store(true);
       co_await troupe::sleep_for{20ms};
       co_return n;  // no ping may have been handled while we slept
     }
     void on(const ping&) { ++n; }
   };
-  troupe::system_options o;
-  o.shards = 1;
-  troupe::system sys(o);
-  std::atomic<bool> entered{false};
-  address c = sys.spawn<slow_counter>(&entered);
-  sys.tell(c, ping{});
   int first = -1;
-  std::thread t([&] { first = sys.ask<int>(c, get{}, 5s).value(); });
-  for (int i = 0; i < 5000 && !entered.load(); ++i) std::this_thread::sleep_for(100us);
-  for (int i = 0; i < 10; ++i) sys.tell(c, ping{});
-  t.join();
+  address c = spawn<slow_counter>();
+  address q = spawn<client>(c, &first);
+  inject(address{}, c, ping{});
+  inject(address{}, q, go{});
+  expect<ping>().to(c);
+  expect<go>().to(q);
+  expect<get>().from(q).to(c);  // c sleeps 20ms
+  for (int i = 0; i < 10; ++i) inject(address{}, c, ping{});
+  CHECK(mail_count(c) == 10);
+  CHECK_FALSE(dispatch_message());  // c takes none of them while it waits
+  CHECK(advance_time(20ms) == 1);
+  expect<int>().with(1).from(c).to(q);
   CHECK(first == 1);
-  CHECK(sys.ask<int>(c, get{}, 5s).value() == 11);
+  CHECK(dispatch_all() == 10);  // now the pings
+  CHECK(sys.ask<int>(c, get{}, 1s).value() == 11);
 }
 
 TEST_CASE("coroutine handlers compose: a task awaits a task that awaits asks",
@@ -128,26 +140,30 @@ TEST_CASE("a coroutine handler that throws after suspending fails its ask", "[en
   CHECK(r.err().text().find("late failure") != std::string::npos);
 }
 
-TEST_CASE("a reply that comes after its ask timed out is counted and discarded", "[engine][ask]") {
+TEST_CASE_METHOD(troupe::testing::fixture,
+                 "a reply that comes after its ask timed out is counted and discarded",
+                 "[engine][ask]") {
   struct asker : troupe::actor<asker, get> {
     address g;
-    explicit asker(address a) : g(a) {}
-    troupe::task<int> on(const get&) {
+    int* got;
+    asker(address a, int* out) : g(a), got(out) {}
+    troupe::task<> on(const get&) {
       auto r = co_await ask<int>(g, wait_for_release{}, 5ms);
-      co_return r.ok() ? 1 : (r.err().code() == troupe::errc::timeout ? -1 : -2);
+      *got = r.ok() ? 1 : (r.err().code() == troupe::errc::timeout ? -1 : -2);
     }
   };
-  troupe::system_options o;
-  o.shards = 2;
-  troupe::system sys(o);
-  std::atomic<bool> open{false};
-  address g = sys.spawn<gate>(troupe::spawn_options{.shard = 1}, &open);
-  address a = sys.spawn<asker>(troupe::spawn_options{.shard = 0}, g);
-  CHECK(sys.ask<int>(a, get{}, 5s).value() == -1);
-  open = true;
-  for (int i = 0; i < 500 && sys.counters().dead(troupe::dead_reason::late_reply) == 0; ++i) {
-    std::this_thread::sleep_for(2ms);
-  }
+  int got = 0;
+  address g = spawn<slow_gate>();
+  address a = spawn<asker>(g, &got);
+  inject(address{}, a, get{});
+  expect<get>().to(a);
+  expect<wait_for_release>().from(a).to(g);  // g sleeps an hour
+  CHECK(advance_time(5ms) == 1);             // the ask times out: a resumes with that
+  CHECK(got == -1);
+  CHECK(advance_time(1h) == 1);  // g wakes and answers, late
+  CHECK(mail_count(a) == 1);
+  expect<int>().with(1).from(g).to(a);  // the late reply: counted and discarded
+  CHECK(got == -1);
   CHECK(sys.counters().dead(troupe::dead_reason::late_reply) == 1);
 }
 

@@ -5,6 +5,7 @@
 #include <thread>
 #include <vector>
 
+#include "troupe/testing.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
@@ -71,16 +72,19 @@ TEST_CASE("tell and ask reach an actor and the reply comes back", "[engine][syst
   CHECK(*r == 5050);
 }
 
-TEST_CASE("shard delivers messages from one sender in order on the same shard", "[engine][order]") {
-  troupe::system sys(threads(2));
-  address checker = sys.spawn<order_checker>(troupe::spawn_options{.shard = 0});
-  address s = sys.spawn<sequencer>(troupe::spawn_options{.shard = 0});
-  sys.tell(s, go{checker, 0, 100000});
-  std::pair<int, int> seen{};
-  for (int i = 0; i < 500 && seen.first < 100000; ++i) {
-    seen = sys.ask<std::pair<int, int>>(checker, report{}, 5s).value();
-    if (seen.first < 100000) std::this_thread::sleep_for(10ms);
+TEST_CASE_METHOD(troupe::testing::fixture,
+                 "shard delivers messages from one sender in order on the same shard",
+                 "[engine][order]") {
+  address checker = spawn<order_checker>();
+  address s = spawn<sequencer>();
+  inject(address{}, s, go{checker, 0, 100000});
+  expect<go>().to(s);
+  CHECK(mail_count(checker) == 100000);
+  for (int i = 0; i < 3; ++i) {
+    expect<seq_msg>().with([i](const seq_msg& m) { return m.seq == i; }).from(s).to(checker);
   }
+  CHECK(dispatch_all() == 100000 - 3);
+  const auto seen = sys.ask<std::pair<int, int>>(checker, report{}, 1s).value();
   CHECK(seen.first == 100000);
   CHECK(seen.second == 0);
 }

@@ -1,10 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
-#include <mutex>
-#include <thread>
 #include <vector>
 
+#include "troupe/testing.hpp"
 #include "troupe/troupe.hpp"
 
 using namespace std::chrono_literals;
@@ -42,18 +41,24 @@ struct alarm_clock : troupe::actor<alarm_clock, arm, tick, get> {
 
 }  // namespace
 
-TEST_CASE("timers fire in deadline order and a cancelled one never fires", "[engine][timer]") {
-  troupe::system_options o;
-  o.shards = 2;
-  troupe::system sys(o);
-  address a = sys.spawn<alarm_clock>();
-  sys.tell(a, arm{10});
-  std::vector<int> fired;
-  for (int i = 0; i < 500 && fired.size() < 11; ++i) {
-    std::this_thread::sleep_for(2ms);
-    fired = sys.ask<std::vector<int>>(a, get{}, 10s).value();
+TEST_CASE_METHOD(troupe::testing::fixture,
+                 "timers fire in deadline order and a cancelled one never fires",
+                 "[engine][timer]") {
+  address a = spawn<alarm_clock>();
+  inject(address{}, a, arm{10});
+  expect<arm>().to(a);  // ten timers, 2ms apart, armed from the last; the third cancelled
+  for (int i = 1; i <= 10; ++i) {
+    CHECK(advance_time(1ms) == 0);  // none before its deadline
+    if (i == 3) {
+      CHECK(advance_time(1ms) == 0);  // cancelled: its deadline passes with nothing
+      continue;
+    }
+    CHECK(advance_time(1ms) == 1);
+    expect<tick>().with([i](const tick& t) { return t.n == i; }).from(a).to(a);
   }
-  CHECK(fired == std::vector<int>{-1, -2, 1, 2, 4, 5, 6, 7, 8, 9, 10});
+  CHECK(mail_count() == 0);
+  CHECK(sys.ask<std::vector<int>>(a, get{}, 1s).value() ==
+        std::vector<int>{-1, -2, 1, 2, 4, 5, 6, 7, 8, 9, 10});
 }
 
 TEST_CASE("a wakeup pending at shutdown is a dead letter, not lost", "[engine][timer]") {

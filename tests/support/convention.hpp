@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "server/config.hpp"
+#include "support/eventually.hpp"
 #include "support/ports.hpp"
 #include "support/process.hpp"
-#include "support/wait.hpp"
 #include "troupe/convention.hpp"
 #include "troupe/remote.hpp"
 #include "troupe/troupe.hpp"
@@ -116,24 +116,37 @@ inline std::vector<std::uint32_t> member_ids(troupe::system& sys) {
   return ids;
 }
 
+/// "{1, 2, 9}": engine ids for a failure's text.
+inline std::string ids_text(const std::vector<std::uint32_t>& ids) {
+  std::string s = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) s += (i ? ", " : "") + std::to_string(ids[i]);
+  return s + "}";
+}
+
 /// Waits (bounded) until `sys` counts exactly `want` as members.
 inline bool wait_members(troupe::system& sys, const std::vector<std::uint32_t>& want,
                          std::chrono::milliseconds limit) {
-  return eventually([&] { return member_ids(sys) == want; }, limit);
+  return eventually(
+      [&] { return member_ids(sys) == want; }, limit,
+      "engine " + std::to_string(sys.engine_id()) + " counts the members " + ids_text(want));
 }
 
 /// Waits (bounded) until `sys` has links up to exactly these engines (and
 /// itself, which `want` lists too).
 inline bool wait_linked(troupe::system& sys, const std::vector<std::uint32_t>& want,
                         std::chrono::milliseconds limit) {
-  return eventually([&] { return sys.engines() == want; }, limit);
+  return eventually(
+      [&] { return sys.engines() == want; }, limit,
+      "engine " + std::to_string(sys.engine_id()) + " is linked to " + ids_text(want));
 }
 
 /// Waits (bounded) until `sys` counts exactly `want` as members and has
 /// links up to each of them.
 inline bool wait_members_linked(troupe::system& sys, const std::vector<std::uint32_t>& want,
                                 std::chrono::milliseconds limit) {
-  return eventually([&] { return member_ids(sys) == want && sys.engines() == want; }, limit);
+  return eventually(
+      [&] { return member_ids(sys) == want && sys.engines() == want; }, limit,
+      "engine " + std::to_string(sys.engine_id()) + " counts and is linked to " + ids_text(want));
 }
 
 }  // namespace troupe::test

@@ -20,6 +20,10 @@
 
 namespace troupe {
 
+namespace testing {
+class fixture;
+}
+
 /// Counters of one engine, summed over its shards. The contract makes them
 /// add up: sent = delivered + dead_letters + poisoned + in flight (0 after
 /// stop()). A message that fails and is retried counts once, by its end.
@@ -190,6 +194,7 @@ class system {
     return list;
   }
   friend struct internal::system_access;
+  friend class testing::fixture;  // drives an inline engine one message at a time
   std::unique_ptr<internal::system_impl> impl_;
 };
 

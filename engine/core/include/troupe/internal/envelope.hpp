@@ -77,6 +77,9 @@ struct envelope {
   std::uint64_t flags : 3;
 
   void* payload() noexcept { return reinterpret_cast<std::byte*>(this) + type->offset; }
+  const void* payload() const noexcept {
+    return reinterpret_cast<const std::byte*>(this) + type->offset;
+  }
   template <class T>
   T& as() noexcept {
     return *std::launder(static_cast<T*>(payload()));
