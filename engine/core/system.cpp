@@ -53,6 +53,7 @@ system_impl::system_impl(system_options options, std::vector<extension_ptr> exte
     shards_[s]->connect(std::move(in), std::move(out));
   }
   shard::add_core_controls(controls_);
+  blocking_pool::add_controls(controls_);
   for (auto& x : extensions_) {
     if (!x) throw std::invalid_argument("a null extension");
     x->configure(*this);
@@ -356,6 +357,8 @@ void system_impl::wait_quiet() {
   // with no shard having done any work in between.
   auto snapshot = [this](std::vector<std::uint64_t>& activity) {
     activity.clear();
+    // A blocking job's end resumes a coroutine: not quiet while one runs.
+    if (blocking_.busy() != 0) return false;
     for (auto& s : shards_) {
       if (!s->idle() || !s->outside_empty()) return false;
       activity.push_back(s->activity());
@@ -404,6 +407,10 @@ void system_impl::stop() {
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
+  // No shard runs: no new blocking work can come. A job still running
+  // (wait_quiet gave up on it) is waited for; its completion becomes a dead
+  // letter below.
+  blocking_.stop();
   stopped_.store(true, std::memory_order_release);
   // Whatever reached a closed shard becomes a dead letter here, on this
   // thread, now that no shard thread runs.

@@ -16,6 +16,7 @@
 
 #include <functional>
 
+#include "core/blocking_pool.hpp"
 #include "core/extension_points.hpp"
 #include "core/shard.hpp"
 #include "troupe/extension.hpp"
@@ -197,6 +198,8 @@ class system_impl {
   /// The handlers of control messages; filled before the shards run.
   control_registry& controls() noexcept { return controls_; }
   const control_registry& controls() const noexcept { return controls_; }
+  /// The threads for blocking work (troupe::run_blocking). Any thread.
+  blocking_pool& blocking() noexcept { return blocking_; }
 
   /// The engines this one knows to be up (itself and its linked peers),
   /// sorted: the directory spreads names over them.
@@ -257,6 +260,7 @@ class system_impl {
   mutable std::mutex engines_lock_;
   std::vector<std::uint32_t> peers_up_;  ///< sorted
   control_registry controls_;
+  blocking_pool blocking_;
   std::unique_ptr<name_backend> names_;
   std::unique_ptr<log_forwarder> log_forwarder_;
   /// Declared last: destroyed first, while the shards (and the routers
