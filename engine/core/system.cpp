@@ -368,18 +368,50 @@ void system_impl::wait_quiet() {
     }
     return true;
   };
+  // Each shard signals (note_idle) when it falls asleep: a wait ends when
+  // one does, never on a poll. Once all sleep, quiet is confirmed when none
+  // wakes for a short grace period (an I/O completion or a lane can still
+  // wake one) and a second look finds nothing done meanwhile.
+  constexpr auto grace = std::chrono::microseconds(200);
   const auto limit = std::chrono::steady_clock::now() + quiet_limit;
   std::vector<std::uint64_t> first, second;
+  quiet_watch_.store(true, std::memory_order_seq_cst);
+  // Dekker with note_idle(): a shard sets `sleeping_`, then reads
+  // `quiet_watch_`; we set `quiet_watch_`, then read `sleeping_` (below).
+  // One of us sees the other, so no falling asleep goes unsignalled.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::unique_lock g(quiet_lock_);
   while (std::chrono::steady_clock::now() < limit) {
-    if (snapshot(first)) {
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-      if (snapshot(second) && first == second) return;
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    const std::uint64_t epoch = idle_epoch_;
+    auto slept_again = [&] { return idle_epoch_ != epoch; };
+    g.unlock();
+    const bool asleep = snapshot(first);
+    g.lock();
+    if (!asleep) {
+      quiet_cv_.wait_until(g, limit, slept_again);
+      continue;
+    }
+    if (quiet_cv_.wait_for(g, grace, slept_again)) continue;
+    g.unlock();
+    const bool quiet = snapshot(second) && first == second;
+    g.lock();
+    if (quiet) {
+      quiet_watch_.store(false, std::memory_order_relaxed);
+      return;
     }
   }
+  quiet_watch_.store(false, std::memory_order_relaxed);
   spdlog::warn("engine {}: still busy after {}s of shutdown; closing anyway", options_.engine_id,
                quiet_limit.count());
+}
+
+void system_impl::note_idle() noexcept {
+  if (!quiet_watch_.load(std::memory_order_seq_cst)) return;
+  {
+    std::lock_guard g(quiet_lock_);
+    ++idle_epoch_;
+  }
+  quiet_cv_.notify_all();
 }
 
 void system_impl::stop() {

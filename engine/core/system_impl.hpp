@@ -216,6 +216,9 @@ class system_impl {
   std::size_t census(std::uintptr_t lo, std::uintptr_t hi, bool stop);
   void engine_down(std::uint32_t id);
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
+  /// From a shard's thread, as it goes to sleep with nothing queued: wakes
+  /// stop()'s wait for quiet, if it waits (else one relaxed load).
+  void note_idle() noexcept;
 
   /// Chooses the shard for a new actor.
   std::uint16_t place(const spawn_options& o, shard* from);
@@ -251,6 +254,11 @@ class system_impl {
   std::atomic<std::uint32_t> round_robin_{0};
   std::atomic<bool> stopped_{false};
   std::mutex stop_lock_;
+  /// wait_quiet() runs: the shards count their falling asleep in idle_epoch_.
+  std::atomic<bool> quiet_watch_{false};
+  std::mutex quiet_lock_;
+  std::condition_variable quiet_cv_;
+  std::uint64_t idle_epoch_ = 0;  ///< under quiet_lock_
 
   std::mutex waiters_lock_;
   std::condition_variable waiters_cv_;
