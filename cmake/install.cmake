@@ -1,13 +1,14 @@
 # Installs the engine as a CMake package: find_package(troupe), troupe_add_module().
 #
 # A module (.so) compiles against the public headers and resolves the
-# engine's symbols when `troupe` dlopens it, so the package is the `troupe`
-# binary, the public headers and a config; the engine's static libraries
-# are not installed, as nothing outside the binary may link them.
+# engine's symbols when `troupe` dlopens it; an embedding program links the
+# engine's layers as static libraries:
 #
-#   <prefix>/bin/troupe
-#   <prefix>/include/troupe/...                     engine/include + io/include
-#   <prefix>/lib/cmake/troupe/troupeConfig.cmake    troupe::headers, troupe::troupe
+#   <prefix>/bin/troupe                             troupe::cli (imported executable)
+#   <prefix>/include/troupe/...                     every layer's public headers + io's
+#   <prefix>/lib/libtroupe_*.a                      troupe::troupe (core), troupe::remote,
+#                                                   troupe::cluster, troupe::io
+#   <prefix>/lib/cmake/troupe/troupeConfig.cmake    those targets, troupe::headers
 #   <prefix>/lib/cmake/troupe/troupeModule.cmake    troupe_add_module()
 
 include(GNUInstallDirs)
@@ -47,9 +48,20 @@ list(FILTER troupe_compile_options INCLUDE REGEX "^-f(no-)?sanitize|^-fno-omit-f
 list(FILTER troupe_link_options INCLUDE REGEX "^-f(no-)?sanitize")
 target_compile_options(troupe_headers INTERFACE ${troupe_compile_options})
 target_link_options(troupe_headers INTERFACE ${troupe_link_options})
+# An embedder of an engine built so links the sanitizer runtime too.
+target_link_libraries(troupe_core PUBLIC troupe_headers)
 
-install(TARGETS troupe troupe_headers EXPORT troupe_targets
-        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The imported names: troupe::troupe is the core an embedder links,
+# troupe::cli the binary.
+set_target_properties(troupe PROPERTIES EXPORT_NAME cli)
+set_target_properties(troupe_core PROPERTIES EXPORT_NAME troupe OUTPUT_NAME troupe_core)
+set_target_properties(troupe_remote PROPERTIES EXPORT_NAME remote)
+set_target_properties(troupe_cluster PROPERTIES EXPORT_NAME cluster)
+set_target_properties(troupe_io PROPERTIES EXPORT_NAME io)
+install(TARGETS troupe troupe_headers troupe_io troupe_core troupe_remote troupe_cluster
+        EXPORT troupe_targets
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/engine/core/include/troupe
                   ${PROJECT_SOURCE_DIR}/engine/remote/include/troupe
                   ${PROJECT_SOURCE_DIR}/engine/cluster/include/troupe

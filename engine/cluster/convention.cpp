@@ -15,10 +15,10 @@
 #include <set>
 
 #include "cluster/convention_pool_support.hpp"
-#include "core/off_shard.hpp"
 #include "core/shard.hpp"
 #include "core/system_impl.hpp"
 #include "remote/link.hpp"
+#include "troupe/blocking.hpp"
 #include "troupe/convention_supervisor.hpp"
 #include "troupe/requirements.hpp"
 
@@ -155,7 +155,7 @@ class placer : public actor<placer, place_request, place_among_request> {
       if (!read_whole_file(path, bytes)) return std::nullopt;
       return bytes;
     };
-    std::optional<std::string> bytes = co_await off_shard(std::move(read));  // megabytes
+    std::optional<std::string> bytes = co_await run_blocking(std::move(read));  // megabytes
     if (bytes) offer.bytes = std::move(*bytes);
     if (!bytes) {
       co_return error(errc::misuse, "module '" + mod->name + "' (" + mod->path +
@@ -192,7 +192,7 @@ class installer : public actor<installer, module_offer> {
     auto job = [sys, offer = m, cache = cache_, from, here]() -> result<done> {
       return install(*sys, offer, cache, from, here);
     };
-    result<done> r = co_await off_shard(std::move(job));
+    result<done> r = co_await run_blocking(std::move(job));
     stop();
     co_return r;
   }

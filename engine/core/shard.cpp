@@ -606,6 +606,7 @@ void shard::sleep_until_work() {
                  control_head_;
   for (envelope_ring* r : in_) pending = pending || (r && !r->empty_hint());
   if (!pending) {
+    sys_.note_idle();  // stop() may be waiting for the shards to go quiet
     std::optional<time_point> deadline;
     if (!timers_.empty()) deadline = timers_.front().when;
     reactor_->run_once(true, deadline);

@@ -53,6 +53,7 @@ system_impl::system_impl(system_options options, std::vector<extension_ptr> exte
     shards_[s]->connect(std::move(in), std::move(out));
   }
   shard::add_core_controls(controls_);
+  blocking_pool::add_controls(controls_);
   for (auto& x : extensions_) {
     if (!x) throw std::invalid_argument("a null extension");
     x->configure(*this);
@@ -356,6 +357,8 @@ void system_impl::wait_quiet() {
   // with no shard having done any work in between.
   auto snapshot = [this](std::vector<std::uint64_t>& activity) {
     activity.clear();
+    // A blocking job's end resumes a coroutine: not quiet while one runs.
+    if (blocking_.busy() != 0) return false;
     for (auto& s : shards_) {
       if (!s->idle() || !s->outside_empty()) return false;
       activity.push_back(s->activity());
@@ -365,18 +368,50 @@ void system_impl::wait_quiet() {
     }
     return true;
   };
+  // Each shard signals (note_idle) when it falls asleep: a wait ends when
+  // one does, never on a poll. Once all sleep, quiet is confirmed when none
+  // wakes for a short grace period (an I/O completion or a lane can still
+  // wake one) and a second look finds nothing done meanwhile.
+  constexpr auto grace = std::chrono::microseconds(200);
   const auto limit = std::chrono::steady_clock::now() + quiet_limit;
   std::vector<std::uint64_t> first, second;
+  quiet_watch_.store(true, std::memory_order_seq_cst);
+  // Dekker with note_idle(): a shard sets `sleeping_`, then reads
+  // `quiet_watch_`; we set `quiet_watch_`, then read `sleeping_` (below).
+  // One of us sees the other, so no falling asleep goes unsignalled.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::unique_lock g(quiet_lock_);
   while (std::chrono::steady_clock::now() < limit) {
-    if (snapshot(first)) {
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
-      if (snapshot(second) && first == second) return;
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    const std::uint64_t epoch = idle_epoch_;
+    auto slept_again = [&] { return idle_epoch_ != epoch; };
+    g.unlock();
+    const bool asleep = snapshot(first);
+    g.lock();
+    if (!asleep) {
+      quiet_cv_.wait_until(g, limit, slept_again);
+      continue;
+    }
+    if (quiet_cv_.wait_for(g, grace, slept_again)) continue;
+    g.unlock();
+    const bool quiet = snapshot(second) && first == second;
+    g.lock();
+    if (quiet) {
+      quiet_watch_.store(false, std::memory_order_relaxed);
+      return;
     }
   }
+  quiet_watch_.store(false, std::memory_order_relaxed);
   spdlog::warn("engine {}: still busy after {}s of shutdown; closing anyway", options_.engine_id,
                quiet_limit.count());
+}
+
+void system_impl::note_idle() noexcept {
+  if (!quiet_watch_.load(std::memory_order_seq_cst)) return;
+  {
+    std::lock_guard g(quiet_lock_);
+    ++idle_epoch_;
+  }
+  quiet_cv_.notify_all();
 }
 
 void system_impl::stop() {
@@ -404,6 +439,10 @@ void system_impl::stop() {
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
+  // No shard runs: no new blocking work can come. A job still running
+  // (wait_quiet gave up on it) is waited for; its completion becomes a dead
+  // letter below.
+  blocking_.stop();
   stopped_.store(true, std::memory_order_release);
   // Whatever reached a closed shard becomes a dead letter here, on this
   // thread, now that no shard thread runs.

@@ -16,6 +16,7 @@
 
 #include <functional>
 
+#include "core/blocking_pool.hpp"
 #include "core/extension_points.hpp"
 #include "core/shard.hpp"
 #include "troupe/extension.hpp"
@@ -197,6 +198,8 @@ class system_impl {
   /// The handlers of control messages; filled before the shards run.
   control_registry& controls() noexcept { return controls_; }
   const control_registry& controls() const noexcept { return controls_; }
+  /// The threads for blocking work (troupe::run_blocking). Any thread.
+  blocking_pool& blocking() noexcept { return blocking_; }
 
   /// The engines this one knows to be up (itself and its linked peers),
   /// sorted: the directory spreads names over them.
@@ -213,6 +216,9 @@ class system_impl {
   std::size_t census(std::uintptr_t lo, std::uintptr_t hi, bool stop);
   void engine_down(std::uint32_t id);
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
+  /// From a shard's thread, as it goes to sleep with nothing queued: wakes
+  /// stop()'s wait for quiet, if it waits (else one relaxed load).
+  void note_idle() noexcept;
 
   /// Chooses the shard for a new actor.
   std::uint16_t place(const spawn_options& o, shard* from);
@@ -248,6 +254,11 @@ class system_impl {
   std::atomic<std::uint32_t> round_robin_{0};
   std::atomic<bool> stopped_{false};
   std::mutex stop_lock_;
+  /// wait_quiet() runs: the shards count their falling asleep in idle_epoch_.
+  std::atomic<bool> quiet_watch_{false};
+  std::mutex quiet_lock_;
+  std::condition_variable quiet_cv_;
+  std::uint64_t idle_epoch_ = 0;  ///< under quiet_lock_
 
   std::mutex waiters_lock_;
   std::condition_variable waiters_cv_;
@@ -257,6 +268,7 @@ class system_impl {
   mutable std::mutex engines_lock_;
   std::vector<std::uint32_t> peers_up_;  ///< sorted
   control_registry controls_;
+  blocking_pool blocking_;
   std::unique_ptr<name_backend> names_;
   std::unique_ptr<log_forwarder> log_forwarder_;
   /// Declared last: destroyed first, while the shards (and the routers

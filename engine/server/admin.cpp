@@ -13,7 +13,7 @@
 #include <memory>
 #include <thread>
 
-#include "core/off_shard.hpp"
+#include "troupe/blocking.hpp"
 #include "troupe/convention.hpp"
 #include "troupe/troupe.hpp"
 
@@ -163,9 +163,9 @@ std::string render(const http_response& r, bool keep_alive) {
   return out + r.body;
 }
 
-/// `f` off the shard (internal::off_shard); what it throws becomes a 500.
+/// `f` on a blocking thread (troupe::run_blocking); what it throws becomes a 500.
 template <class F>
-task<http_response> off_shard(F f) {
+task<http_response> answer_blocking(F f) {
   auto guarded = [f = std::move(f)]() mutable -> http_response {
     try {
       return f();
@@ -173,7 +173,7 @@ task<http_response> off_shard(F f) {
       return error_reply(500, ex.what());
     }
   };
-  co_return co_await internal::off_shard(std::move(guarded));
+  co_return co_await run_blocking(std::move(guarded));
 }
 
 /// The JSON of a reply that came back from an actor, by its wire codec.
@@ -362,7 +362,7 @@ struct admin_connection : actor<admin_connection, serve_connection> {
           for (const member& m : r.value()) list.push_back(member_json(m));
           return json_reply(200, list);
         };
-        co_return co_await off_shard(std::move(job));
+        co_return co_await answer_blocking(std::move(job));
       }
       if (path == "/modules") {
         json list = json::array();
@@ -399,7 +399,7 @@ struct admin_connection : actor<admin_connection, serve_connection> {
         if (r) return json_reply(200, json{{"capabilities", caps}});
         return error_reply(r.err().code() == errc::misuse ? 409 : 503, r.err().text());
       };
-      co_return co_await off_shard(std::move(job));
+      co_return co_await answer_blocking(std::move(job));
     }
     if (path == "/tell" || path == "/ask") co_return co_await deliver(body, path == "/ask");
     if (path == "/modules/load") {
@@ -412,7 +412,7 @@ struct admin_connection : actor<admin_connection, serve_connection> {
         auto r = s->load_module(p);
         return r ? json_reply(200, module_json(r.value())) : error_reply(422, r.err().text());
       };
-      co_return co_await off_shard(std::move(job));
+      co_return co_await answer_blocking(std::move(job));
     }
     // /modules/unload
     if (!body.contains("name") || !body["name"].is_string()) {
@@ -429,7 +429,7 @@ struct admin_connection : actor<admin_connection, serve_connection> {
       if (r) return json_reply(200, json{{"unloaded", name}});
       return error_reply(r.err().code() == errc::not_found ? 404 : 409, r.err().text());
     };
-    co_return co_await off_shard(std::move(job));
+    co_return co_await answer_blocking(std::move(job));
   }
 
   task<http_response> spawn(const json& body) {
@@ -470,14 +470,14 @@ struct admin_connection : actor<admin_connection, serve_connection> {
                                                 : 503,
                            r.err().text());
       };
-      co_return co_await off_shard(std::move(job));
+      co_return co_await answer_blocking(std::move(job));
     }
     auto job = [s, type, name, o, args] {
       auto r = s->spawn_type(type, args, o, name);
       if (r) return json_reply(200, json{{"address", r.value().to_string()}});
       return error_reply(r.err().code() == errc::not_found ? 404 : 422, r.err().text());
     };
-    co_return co_await off_shard(std::move(job));
+    co_return co_await answer_blocking(std::move(job));
   }
 
   task<http_response> deliver(const json& body, bool is_ask) {

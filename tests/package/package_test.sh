@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# An actor module built out of the engine's tree loads into the installed
-# engine: installs the build into a temporary prefix, builds
-# tests/package/module against it with find_package(troupe), runs the
-# installed `troupe serve --module` on the result and checks that the
-# module loads, its actor type spawns, and the engine stops cleanly.
+# The installed engine as a CMake package: installs the build into a
+# temporary prefix; builds tests/package/module against it with
+# find_package(troupe), runs the installed `troupe serve --module` on the
+# result and checks that the module loads, its actor type spawns, and the
+# engine stops cleanly; then builds tests/package/embedder (the README's
+# first example on troupe::troupe, two linked engines on troupe::remote)
+# and runs both.
 #
 #   package_test.sh BUILD_DIR [CMAKE] [CXX_COMPILER] [COMPILER_LAUNCHER]
 set -u
@@ -91,3 +93,22 @@ if [[ $status -ne 0 ]]; then
 fi
 grep -qF "received SIGTERM" "$log" || { cat "$log" >&2; fail "troupe serve did not log its stop"; }
 echo "PASS: greeter.so, built against the installed engine, loads into troupe serve"
+
+# An embedder: the README's first example (a main that runs the engine),
+# built against the installed package with troupe::troupe, and a program
+# that links two engines with troupe::remote.
+for f in lib/libtroupe_core.a lib/libtroupe_remote.a lib/libtroupe_cluster.a \
+         include/troupe/remote.hpp include/troupe/convention.hpp; do
+  [[ -e $prefix/$f ]] || fail "the install has no $f"
+done
+embed=("$cmake" -S "$here/embedder" -B "$work/embed" -G Ninja -DCMAKE_PREFIX_PATH="$prefix"
+       -DCOUNTER_SOURCE="$here/../../actors/examples/hello/counter.cpp")
+[[ -n $cxx ]] && embed+=(-DCMAKE_CXX_COMPILER="$cxx")
+[[ -n $launcher ]] && embed+=(-DCMAKE_CXX_COMPILER_LAUNCHER="$launcher")
+step "configuring the embedder project with find_package(troupe)" "${embed[@]}"
+step "building the embedder against troupe::troupe and troupe::remote" "$cmake" --build "$work/embed"
+out=$(timeout 60 "$work/embed/counter" 2>&1) || fail "the embedded counter failed: $out"
+[[ $out == *"total = 5050"* ]] || fail "the embedded counter printed '$out', not 'total = 5050'"
+out=$(timeout 60 "$work/embed/linked" 2>&1) || fail "the linked embedder failed: $out"
+[[ $out == *"echo: hi"* ]] || fail "the linked embedder printed '$out', not 'echo: hi'"
+echo "PASS: the README's counter and a two-engine program, built against the installed engine, run"

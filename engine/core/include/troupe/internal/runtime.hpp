@@ -147,6 +147,25 @@ void cache_name(shard& s, const std::string& name, const address& a);
 /// constinit: no dynamic initialization, so no TLS wrapper call on each use.
 extern constinit thread_local shard* this_shard;
 
+// --- blocking work (troupe::run_blocking, engine/core/blocking_pool.cpp) --
+
+/// One call of run_blocking: run() on a pool thread, then `waiter` is
+/// resumed on `home`'s thread. Lives in the awaiting coroutine's frame.
+struct blocking_job {
+  /// On a pool thread; must not throw (it keeps what f threw).
+  virtual void run() noexcept = 0;
+  shard* home = nullptr;
+  std::coroutine_handle<> waiter;
+
+ protected:
+  ~blocking_job() = default;
+};
+/// From `s`'s thread: queues `j` for the pool of `s`'s system and returns
+/// true (j.waiter is resumed on `s` once j.run() returned); in inline mode
+/// runs `j` here and returns false. Throws std::runtime_error naming the
+/// limit when the queue is full, std::logic_error while the engine stops.
+bool submit_blocking(shard& s, blocking_job& j);
+
 // --- stackful actors ------------------------------------------------------
 
 struct fiber_state;
