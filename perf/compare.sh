@@ -15,6 +15,9 @@
 #
 # Binaries can be overridden through the environment:
 #   TROUPE_PERF  (default build-release/perf/troupe-perf)
+#   TROUPE_BASE_PERF  another troupe-perf (an older commit's, say): run with
+#                the same arguments in the same rounds, as a "base" column
+#                with a Troupe÷base ratio
 #   CAF_PERF     (default build-release/perf/peers/caf/caf-perf)
 #   ERLANG_RUN   (default perf/peers/erlang/run.sh)
 # A peer whose binary (or erl) is missing is skipped with a note. A single
@@ -141,7 +144,7 @@ job_args() {
     IFS='|' read -r job targs cargs eargs <<<"$j"
     [[ "$job" == "$1" ]] || continue
     case "$2" in
-      troupe) echo "$targs" ;;
+      troupe | base) echo "$targs" ;;
       caf) echo "$cargs" ;;
       erlang) echo "$eargs" ;;
     esac
@@ -201,6 +204,15 @@ if [[ ! -x "$troupe_bin" ]]; then
   exit 1
 fi
 systems=(troupe)
+base_bin=${TROUPE_BASE_PERF:-}
+if [[ -n "$base_bin" ]]; then
+  if [[ -x "$base_bin" ]]; then
+    systems+=(base)
+  else
+    note "TROUPE_BASE_PERF is not an executable: $base_bin"
+    exit 1
+  fi
+fi
 caf_note=""
 erlang_note=""
 if [[ $use_caf -eq 0 ]]; then
@@ -244,6 +256,7 @@ run_system() {
   sleep "${COMPARE_SETTLE:-1}"
   case "$sys" in
     troupe) timeout -k 10 "$run_timeout" "$troupe_bin" "${argv[@]}" --runs 1 2>"$work/stderr" || rc=$? ;;
+    base) timeout -k 10 "$run_timeout" "$base_bin" "${argv[@]}" --runs 1 2>"$work/stderr" || rc=$? ;;
     caf) timeout -k 10 "$run_timeout" "$caf_bin" "${argv[@]}" --runs 1 2>"$work/stderr" || rc=$? ;;
     erlang) timeout -k 10 "$run_timeout" "$erlang_run" "${argv[@]}" --runs 1 2>"$work/stderr" || rc=$? ;;
   esac
@@ -256,7 +269,7 @@ for ((round = 1; round <= runs; round++)); do
     job_selected "$job" || continue
     for sys in "${systems[@]}"; do
       case "$sys" in
-        troupe) args=$targs ;;
+        troupe | base) args=$targs ;;
         caf) args=$cargs ;;
         erlang) args=$eargs ;;
       esac
@@ -285,7 +298,7 @@ for ((round = 1; round <= runs; round++)); do
         value=""
         if [[ $rc -eq 0 ]]; then
           # Line format: "<system> <workload> <value> <unit>".
-          value=$(awk -v s="$sys" -v u="$runit" \
+          value=$(awk -v s="${sys/base/troupe}" -v u="$runit" \
             '$1 == s && $4 == u && $3 ~ /^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$/ { print $3; exit }' \
             <<<"$output")
           [[ -n "$value" ]] || note "round $round $rname $sys: no '$runit' value in output"
@@ -411,8 +424,15 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo "none")
   if [[ -n "$caf_note" ]]; then echo "$caf_note."; fi
   if [[ -n "$erlang_note" ]]; then echo "$erlang_note."; fi
   echo
-  echo "| row | Troupe (median) | CAF | Erlang | Troupe÷CAF | Troupe÷Erlang |"
-  echo "|---|---:|---:|---:|---:|---:|"
+  if [[ -n "$base_bin" ]]; then
+    echo "Base: $base_bin, run in the same rounds with the same arguments."
+    echo
+    echo "| row | Troupe (median) | base | CAF | Erlang | Troupe÷base | Troupe÷CAF | Troupe÷Erlang |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  else
+    echo "| row | Troupe (median) | CAF | Erlang | Troupe÷CAF | Troupe÷Erlang |"
+    echo "|---|---:|---:|---:|---:|---:|"
+  fi
 } >"$md"
 
 idx=0
@@ -429,9 +449,17 @@ for r in "${selected_rows[@]}"; do
     label="$rname ($(display_unit "$runit"), lower is better)"
     chart_label="$rname (<1 better)"
   fi
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$label" \
-    "$(cell "$rname" troupe "$runit")" "$(cell "$rname" caf "$runit")" \
-    "$(cell "$rname" erlang "$runit")" "$(fmt_ratio "$rc_")" "$(fmt_ratio "$re_")" >>"$md"
+  if [[ -n "$base_bin" ]]; then
+    rb_=$(ratio "$t" "$(stat "$rname" base 4)")
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" \
+      "$(cell "$rname" troupe "$runit")" "$(cell "$rname" base "$runit")" \
+      "$(cell "$rname" caf "$runit")" "$(cell "$rname" erlang "$runit")" \
+      "$(fmt_ratio "$rb_")" "$(fmt_ratio "$rc_")" "$(fmt_ratio "$re_")" >>"$md"
+  else
+    printf '| %s | %s | %s | %s | %s | %s |\n' "$label" \
+      "$(cell "$rname" troupe "$runit")" "$(cell "$rname" caf "$runit")" \
+      "$(cell "$rname" erlang "$runit")" "$(fmt_ratio "$rc_")" "$(fmt_ratio "$re_")" >>"$md"
+  fi
   printf '%d\t%s\t%s\t%s\n' "$idx" "$chart_label" "${rc_:-NaN}" "${re_:-NaN}" >>"$ratios"
   idx=$((idx + 1))
 done
@@ -476,7 +504,8 @@ done
     printf '    {"row": "%s", "unit": "%s", "lower_is_better": %s, "systems": {' \
       "$rname" "$runit" "$lower"
     first_sys=1
-    for sys in troupe caf erlang; do
+    for sys in troupe base caf erlang; do
+      [[ $sys != base || -n "$base_bin" ]] || continue
       [[ $first_sys -eq 1 ]] || printf ', '
       first_sys=0
       if [[ " ${systems[*]} " != *" $sys "* ]] || ! measures "$rname" "$sys"; then
