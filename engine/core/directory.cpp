@@ -89,127 +89,164 @@ bool shard::handle_name_control(envelope* e) {
   if (name_backend* backend = sys_.names_backend()) {
     if (backend->handle(*this, e, phase_ == shutdown_phase::running)) return true;
   }
-  if (e->type == type_id<name_claim>()) {
-    name_claim& m = e->as<name_claim>();
-    const address dir = directory_for(m.name);
-    if (dir.engine() != engine_) {
-      claim_remote_name(e, dir);
-      return true;
-    }
-    if (dir.shard() != index_) {  // the engines changed since it was sent
-      e->target = dir;
-      send(e);
-      return true;
-    }
-    if (auto r = reserved_.find(m.name); r != reserved_.end()) {
-      r->second.parked.push_back(e);  // another engine is spawning it: wait for its bind
-      return true;
-    }
-    if (auto it = directory_.find(m.name); it != directory_.end()) {
-      delete m.actor;  // the name is taken: the one that lives answers
-      if (m.factory) m.factory->release();
-      send_reply(*e, make_envelope(address(it->second), e->target, e->sender));
-    } else if (phase_ != shutdown_phase::running) {
-      delete m.actor;
-      if (m.factory) m.factory->release();
-      queue_failure(*e, errc::shutting_down, "the engine is shutting down");
-    } else {
-      address addr;
-      if (m.target_shard == index_) {
-        addr = spawn_local(m.actor, m.factory, address{}, nullptr, m.mailbox_limit, &m.name);
-      } else {
-        shard& t = sys_.shard_at(m.target_shard);
-        addr = address(engine_, m.target_shard, t.reserve_slot(), 1);
-        send(control_to(install_actor{m.actor, m.factory, address{}, false, m.mailbox_limit,
-                                      supervision_policy{}, m.name},
-                        address{}, addr));
-      }
-      directory_[m.name] = addr;
-      send_reply(*e, make_envelope(address(addr), e->target, e->sender));
-    }
-  } else if (e->type == type_id<name_lookup>()) {
-    const std::string& name = e->as<name_lookup>().name;
-    if (auto it = directory_.find(name); it != directory_.end()) {
-      subscribe_name(name, e->sender.engine());
-      send_reply(*e, make_envelope(address(it->second), e->target, e->sender));
-    } else {
-      queue_failure(*e, errc::not_found, "no actor is named '" + name + "'");
-    }
-  } else if (e->type == type_id<name_release>()) {
-    name_release& m = e->as<name_release>();
-    if (auto it = directory_.find(m.name); it != directory_.end() && it->second == m.who) {
-      directory_.erase(it);
-      for (std::size_t i = 0; i < shard_count(); ++i) {
-        send(control_to(name_forget{m.name, m.who}, address{},
-                        address(engine_, static_cast<std::uint16_t>(i), 0, 0)));
-      }
-      notify_name_subscribers(m.name, m.who);
-    }
-  } else if (e->type == type_id<rehome_names>()) {
-    for (auto it = directory_.begin(); it != directory_.end();) {
-      const address dir = directory_for(it->first);
-      if (dir.engine() == engine_) {
-        ++it;
-        continue;
-      }
-      name_handoff h{it->first, it->second, {}};
-      if (auto sub = name_subscribers_.find(it->first); sub != name_subscribers_.end()) {
-        h.subscribers = std::move(sub->second);
-        name_subscribers_.erase(sub);
-      }
-      send(control_to(std::move(h), control_self(), dir));
-      it = directory_.erase(it);
-    }
-  } else if (e->type == type_id<name_handoff>()) {
-    name_handoff& m = e->as<name_handoff>();
-    const address dir = directory_for(m.name);
-    if ((dir.engine() != engine_ && m.hops < 8) ||
-        (dir.engine() == engine_ && dir.shard() != index_)) {
-      // It moved on again: on to its owner by this engine's view (a few
-      // times at most, while the engines' views of each other settle).
-      if (dir.engine() != engine_) ++m.hops;
-      e->target = dir;
-      send(e);
-      return true;
-    }
-    if (!directory_.contains(m.name)) {
-      directory_[m.name] = m.who;
-      for (std::uint32_t s : m.subscribers) subscribe_name(m.name, s);
-      subscribe_name(m.name, m.who.engine());
-      answer_parked_names(m.name, m.who);
-    }
-  } else if (e->type == type_id<name_reserve>()) {
-    const std::string& name = e->as<name_reserve>().name;
-    if (auto it = directory_.find(name); it != directory_.end()) {
-      subscribe_name(name, e->sender.engine());
-      send_reply(*e, make_envelope(address(it->second), e->target, e->sender));
-    } else if (auto r = reserved_.find(name); r != reserved_.end()) {
-      r->second.parked.push_back(e);
-      return true;
-    } else if (phase_ != shutdown_phase::running) {
-      queue_failure(*e, errc::shutting_down, "the engine is shutting down");
-    } else {
-      reserved_.emplace(name, reservation{e->sender.engine()});
-      send_reply(*e, make_envelope(address{}, e->target, e->sender));  // yours: spawn it
-    }
-  } else if (e->type == type_id<name_bind>()) {
-    const name_bind& m = e->as<name_bind>();
-    auto r = reserved_.find(m.name);
-    if (r != reserved_.end() && r->second.engine == m.who.engine()) {
-      directory_[m.name] = m.who;
-      subscribe_name(m.name, m.who.engine());
-      answer_parked_names(m.name, m.who);
-    }
-  } else if (e->type == type_id<name_forget>()) {
-    name_forget& m = e->as<name_forget>();
-    if (auto it = name_cache_.find(m.name); it != name_cache_.end() && it->second == m.who) {
-      name_cache_.erase(it);
-    }
-  } else {
-    return false;
+  // Each step returns true if it took `e` (forwarded or parked it).
+  using step = bool (shard::*)(envelope*);
+  static const std::pair<const message_type*, step> steps[] = {
+      {type_id<name_claim>(), &shard::on_name_claim},
+      {type_id<name_lookup>(), &shard::on_name_lookup},
+      {type_id<name_release>(), &shard::on_name_release},
+      {type_id<rehome_names>(), &shard::on_rehome_names},
+      {type_id<name_handoff>(), &shard::on_name_handoff},
+      {type_id<name_reserve>(), &shard::on_name_reserve},
+      {type_id<name_bind>(), &shard::on_name_bind},
+      {type_id<name_forget>(), &shard::on_name_forget},
+  };
+  for (const auto& [type, run] : steps) {
+    if (type != e->type) continue;
+    if (!(this->*run)(e)) destroy_envelope(e);
+    return true;
   }
-  destroy_envelope(e);
-  return true;
+  return false;
+}
+
+bool shard::on_name_claim(envelope* e) {
+  name_claim& m = e->as<name_claim>();
+  const address dir = directory_for(m.name);
+  if (dir.engine() != engine_) {
+    claim_remote_name(e, dir);
+    return true;
+  }
+  if (dir.shard() != index_) {  // the engines changed since it was sent
+    e->target = dir;
+    send(e);
+    return true;
+  }
+  if (auto r = reserved_.find(m.name); r != reserved_.end()) {
+    r->second.parked.push_back(e);  // another engine is spawning it: wait for its bind
+    return true;
+  }
+  if (auto it = directory_.find(m.name); it != directory_.end()) {
+    delete m.actor;  // the name is taken: the one that lives answers
+    if (m.factory) m.factory->release();
+    send_reply(*e, make_envelope(address(it->second), e->target, e->sender));
+  } else if (phase_ != shutdown_phase::running) {
+    delete m.actor;
+    if (m.factory) m.factory->release();
+    queue_failure(*e, errc::shutting_down, "the engine is shutting down");
+  } else {
+    address addr;
+    if (m.target_shard == index_) {
+      addr = spawn_local(m.actor, m.factory, address{}, nullptr, m.mailbox_limit, &m.name);
+    } else {
+      shard& t = sys_.shard_at(m.target_shard);
+      addr = address(engine_, m.target_shard, t.reserve_slot(), 1);
+      send(control_to(install_actor{m.actor, m.factory, address{}, false, m.mailbox_limit,
+                                    supervision_policy{}, m.name},
+                      address{}, addr));
+    }
+    directory_[m.name] = addr;
+    send_reply(*e, make_envelope(address(addr), e->target, e->sender));
+  }
+  return false;
+}
+
+bool shard::on_name_lookup(envelope* e) {
+  const std::string& name = e->as<name_lookup>().name;
+  if (auto it = directory_.find(name); it != directory_.end()) {
+    subscribe_name(name, e->sender.engine());
+    send_reply(*e, make_envelope(address(it->second), e->target, e->sender));
+  } else {
+    queue_failure(*e, errc::not_found, "no actor is named '" + name + "'");
+  }
+  return false;
+}
+
+bool shard::on_name_release(envelope* e) {
+  name_release& m = e->as<name_release>();
+  if (auto it = directory_.find(m.name); it != directory_.end() && it->second == m.who) {
+    directory_.erase(it);
+    for (std::size_t i = 0; i < shard_count(); ++i) {
+      send(control_to(name_forget{m.name, m.who}, address{},
+                      address(engine_, static_cast<std::uint16_t>(i), 0, 0)));
+    }
+    notify_name_subscribers(m.name, m.who);
+  }
+  return false;
+}
+
+bool shard::on_rehome_names(envelope*) {
+  for (auto it = directory_.begin(); it != directory_.end();) {
+    const address dir = directory_for(it->first);
+    if (dir.engine() == engine_) {
+      ++it;
+      continue;
+    }
+    name_handoff h{it->first, it->second, {}};
+    if (auto sub = name_subscribers_.find(it->first); sub != name_subscribers_.end()) {
+      h.subscribers = std::move(sub->second);
+      name_subscribers_.erase(sub);
+    }
+    send(control_to(std::move(h), control_self(), dir));
+    it = directory_.erase(it);
+  }
+  return false;
+}
+
+bool shard::on_name_handoff(envelope* e) {
+  name_handoff& m = e->as<name_handoff>();
+  const address dir = directory_for(m.name);
+  if ((dir.engine() != engine_ && m.hops < 8) ||
+      (dir.engine() == engine_ && dir.shard() != index_)) {
+    // It moved on again: on to its owner by this engine's view (a few
+    // times at most, while the engines' views of each other settle).
+    if (dir.engine() != engine_) ++m.hops;
+    e->target = dir;
+    send(e);
+    return true;
+  }
+  if (!directory_.contains(m.name)) {
+    directory_[m.name] = m.who;
+    for (std::uint32_t s : m.subscribers) subscribe_name(m.name, s);
+    subscribe_name(m.name, m.who.engine());
+    answer_parked_names(m.name, m.who);
+  }
+  return false;
+}
+
+bool shard::on_name_reserve(envelope* e) {
+  const std::string& name = e->as<name_reserve>().name;
+  if (auto it = directory_.find(name); it != directory_.end()) {
+    subscribe_name(name, e->sender.engine());
+    send_reply(*e, make_envelope(address(it->second), e->target, e->sender));
+  } else if (auto r = reserved_.find(name); r != reserved_.end()) {
+    r->second.parked.push_back(e);
+    return true;
+  } else if (phase_ != shutdown_phase::running) {
+    queue_failure(*e, errc::shutting_down, "the engine is shutting down");
+  } else {
+    reserved_.emplace(name, reservation{e->sender.engine()});
+    send_reply(*e, make_envelope(address{}, e->target, e->sender));  // yours: spawn it
+  }
+  return false;
+}
+
+bool shard::on_name_bind(envelope* e) {
+  const name_bind& m = e->as<name_bind>();
+  auto r = reserved_.find(m.name);
+  if (r != reserved_.end() && r->second.engine == m.who.engine()) {
+    directory_[m.name] = m.who;
+    subscribe_name(m.name, m.who.engine());
+    answer_parked_names(m.name, m.who);
+  }
+  return false;
+}
+
+bool shard::on_name_forget(envelope* e) {
+  name_forget& m = e->as<name_forget>();
+  if (auto it = name_cache_.find(m.name); it != name_cache_.end() && it->second == m.who) {
+    name_cache_.erase(it);
+  }
+  return false;
 }
 
 void shard::forget_names_of(std::uint32_t engine) {

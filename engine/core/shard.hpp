@@ -321,7 +321,16 @@ class alignas(64) shard {
   const supervision_policy& policy_of(const slot_life& s) const;
   bool may_log();
 
-  // directory (engine/directory.cpp)
+  // directory (engine/directory.cpp); each on_name_* returns true if it
+  // took the envelope
+  bool on_name_claim(envelope* e);
+  bool on_name_lookup(envelope* e);
+  bool on_name_release(envelope* e);
+  bool on_rehome_names(envelope* e);
+  bool on_name_handoff(envelope* e);
+  bool on_name_reserve(envelope* e);
+  bool on_name_bind(envelope* e);
+  bool on_name_forget(envelope* e);
   void release_name(std::uint32_t slot, const address& who);
   /// A name_claim whose directory is on another engine: reserve the name
   /// there, then spawn here and bind it, or answer with the one that lives.
