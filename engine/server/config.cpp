@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <set>
 #include <string_view>
@@ -296,117 +297,217 @@ void read_unique_list(const json& v, std::string_view path, std::vector<std::str
   }
 }
 
-void read_actor(const json& v, std::string_view path, actor_spec& a, problems& p) {
-  if (!v.is_object()) {
-    p.expected(path, "an object", v);
-    return;
+// --- the keys, table by table ------------------------------------------
+//
+// Each object of the file (the top level, "convention", "limits", each of
+// "actors") is read by a table: a row per key, in the order its problems
+// are reported, with the reader that checks the key's value and stores it.
+// The *_keys lists above are the same keys in the order the file documents
+// them, as an unknown key's problem lists them.
+
+/// One key of an object: its name, and how its value is checked and stored
+/// in `To`. Each problem is named by `path`, the key's path.
+template <class To>
+struct key_rule {
+  std::string_view key;
+  std::function<void(const json& v, const std::string& path, To& out, problems& p)> read;
+  /// A missing key is a problem ("missing required key").
+  bool required = false;
+};
+
+template <class To>
+using key_rules = std::vector<key_rule<To>>;
+
+/// Reads the keys of `object` that `rules` know, in the rules' order.
+template <class To>
+void read_keys(const json& object, std::string_view path, const key_rules<To>& rules, To& out,
+               problems& p) {
+  for (const key_rule<To>& r : rules) {
+    const auto it = object.find(std::string(r.key));
+    if (it != object.end()) {
+      r.read(*it, child(path, r.key), out, p);
+    } else if (r.required) {
+      p.add(path, "missing required key '" + std::string(r.key) + "'");
+    }
   }
-  check_keys(v, path, actor_keys, p);
-  if (auto it = v.find("type"); it == v.end()) {
-    p.add(path, "missing required key 'type'");
-  } else {
-    read_nonempty_string(*it, child(path, "type"), a.type, p);
-  }
-  if (auto it = v.find("name"); it != v.end())
-    read_nonempty_string(*it, child(path, "name"), a.name, p);
-  if (auto it = v.find("shard"); it != v.end()) {
-    unsigned shard = 0;
-    if (read_integer(*it, child(path, "shard"), 0, max_shards - 1, shard, p)) a.shard = shard;
-  }
-  if (auto it = v.find("args"); it != v.end()) a.args = *it;
 }
 
-void read_actors(const json& v, std::vector<actor_spec>& out, problems& p) {
+/// An object read by `rules`, its unknown keys (not in `known`) reported;
+/// anything else is expected to be `what`.
+template <class To>
+void read_object(const json& v, std::string_view path, std::string_view what,
+                 const std::vector<std::string_view>& known, const key_rules<To>& rules, To& out,
+                 problems& p) {
+  if (!v.is_object()) {
+    p.expected(path, what, v);
+    return;
+  }
+  check_keys(v, path, known, p);
+  read_keys(v, path, rules, out, p);
+}
+
+// The readers the tables are made of, one per kind of value: each stores
+// into one field of `To`.
+
+template <class To, class T>
+auto integer_key(T To::*field, std::uint64_t lo, std::uint64_t hi) {
+  return [=](const json& v, const std::string& path, To& out, problems& p) {
+    read_integer(v, path, lo, hi, out.*field, p);
+  };
+}
+
+template <class To>
+auto choice_key(std::string To::*field, const std::vector<std::string_view>& choices) {
+  return [field, &choices](const json& v, const std::string& path, To& out, problems& p) {
+    read_choice(v, path, choices, out.*field, p);
+  };
+}
+
+template <class To>
+auto nonempty_string_key(std::string To::*field) {
+  return [=](const json& v, const std::string& path, To& out, problems& p) {
+    read_nonempty_string(v, path, out.*field, p);
+  };
+}
+
+template <class To>
+auto optional_path_key(std::string To::*field) {
+  return [=](const json& v, const std::string& path, To& out, problems& p) {
+    read_optional_path(v, path, out.*field, p);
+  };
+}
+
+/// "host:port" with a port of at least `min_port`, or null for none.
+template <class To>
+auto host_port_or_null_key(std::string To::*field, unsigned min_port) {
+  return [=](const json& v, const std::string& path, To& out, problems& p) {
+    if (v.is_null()) {
+      (out.*field).clear();
+    } else {
+      read_host_port(v, path, min_port, out.*field, p);
+    }
+  };
+}
+
+const key_rules<actor_spec> actor_rules = {
+    {"type", nonempty_string_key(&actor_spec::type), /*required=*/true},
+    {"name", nonempty_string_key(&actor_spec::name)},
+    {"shard",
+     [](const json& v, const std::string& path, actor_spec& a, problems& p) {
+       unsigned shard = 0;
+       if (read_integer(v, path, 0, max_shards - 1, shard, p)) a.shard = shard;
+     }},
+    {"args", [](const json& v, const std::string&, actor_spec& a, problems&) { a.args = v; }},
+};
+
+void read_actors(const json& v, std::string_view path, std::vector<actor_spec>& out, problems& p) {
   if (!v.is_array()) {
-    p.expected("actors", "an array", v);
+    p.expected(path, "an array", v);
     return;
   }
   out.assign(v.size(), actor_spec{});
-  for (std::size_t i = 0; i < v.size(); ++i) read_actor(v[i], element("actors", i), out[i], p);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    read_object(v[i], element(path, i), "an object", actor_keys, actor_rules, out[i], p);
+  }
   for (std::size_t i = 0; i < out.size(); ++i) {
     if (out[i].name.empty()) continue;
     for (std::size_t j = 0; j < i; ++j) {
       if (out[j].name == out[i].name) {
-        p.add(child(element("actors", i), "name"),
-              in_quotes(out[i].name) + " is already the name of " + element("actors", j));
+        p.add(child(element(path, i), "name"),
+              in_quotes(out[i].name) + " is already the name of " + element(path, j));
         break;
       }
     }
   }
 }
 
-void read_limits(const json& v, serve_limits& out, problems& p) {
-  if (!v.is_object()) {
-    p.expected("limits", "an object", v);
-    return;
-  }
-  check_keys(v, "limits", limit_keys, p);
-  if (auto it = v.find("max_frame"); it != v.end()) {
-    read_integer(*it, "limits.max_frame", min_max_frame, max_max_frame, out.max_frame, p);
-  }
-  if (auto it = v.find("mailbox_limit"); it != v.end()) {
-    read_integer(*it, "limits.mailbox_limit", 0, std::numeric_limits<std::uint32_t>::max(),
-                 out.mailbox_limit, p);
-  }
-}
+const key_rules<serve_limits> limit_rules = {
+    {"max_frame", integer_key(&serve_limits::max_frame, min_max_frame, max_max_frame)},
+    {"mailbox_limit",
+     integer_key(&serve_limits::mailbox_limit, 0, std::numeric_limits<std::uint32_t>::max())},
+};
 
-void read_convention(const json& v, convention_config& out, problems& p) {
-  if (!v.is_object()) {
-    p.expected("convention", "an object such as {\"name\": \"troupe\", \"leader\": \"host:port\"}",
-               v);
-    return;
-  }
-  check_keys(v, "convention", convention_keys, p);
-  if (auto it = v.find("name"); it != v.end()) {
-    if (!it->is_string() || it->get_ref<const std::string&>().empty() ||
-        it->get_ref<const std::string&>().size() > max_convention_bytes) {
-      p.expected("convention.name",
-                 "a string of 1 to " + std::to_string(max_convention_bytes) + " bytes", *it);
-    } else {
-      out.name = it->get<std::string>();
-    }
-  }
-  if (auto it = v.find("leader"); it != v.end()) {
-    if (it->is_null()) {
-      out.leader.clear();
-    } else {
-      read_host_port(*it, "convention.leader", 1, out.leader, p);
-    }
-  }
-  if (auto it = v.find("advertise"); it != v.end()) {
-    if (it->is_null()) {
-      out.advertise.clear();
-    } else {
-      read_host_port(*it, "convention.advertise", 1, out.advertise, p);
-    }
-  }
-  if (auto it = v.find("capabilities"); it != v.end()) {
-    if (!it->is_object()) {
-      p.expected("convention.capabilities", "an object", *it);
-    } else {
-      out.capabilities = *it;
-    }
-  }
-  if (auto it = v.find("membership"); it != v.end()) {
-    if (it->is_null()) {
-      out.membership.clear();
-    } else if (!it->is_string() || !parse_membership_url(it->get<std::string>())) {
-      p.expected("convention.membership", "\"etcd://host:port[,host:port...]\"", *it);
-    } else {
-      out.membership = it->get<std::string>();
-    }
-  }
-  if (auto it = v.find("forward_logs"); it != v.end()) {
-    if (!it->is_boolean()) {
-      p.expected("convention.forward_logs", "true or false", *it);
-    } else {
-      out.forward_logs = it->get<bool>();
-    }
-  }
-  if (auto it = v.find("module_cache"); it != v.end()) {
-    read_optional_path(*it, "convention.module_cache", out.module_cache, p);
-  }
-}
+const key_rules<convention_config> convention_rules = {
+    {"name",
+     [](const json& v, const std::string& path, convention_config& out, problems& p) {
+       if (!v.is_string() || v.get_ref<const std::string&>().empty() ||
+           v.get_ref<const std::string&>().size() > max_convention_bytes) {
+         p.expected(path, "a string of 1 to " + std::to_string(max_convention_bytes) + " bytes", v);
+       } else {
+         out.name = v.get<std::string>();
+       }
+     }},
+    {"leader", host_port_or_null_key(&convention_config::leader, 1)},
+    {"advertise", host_port_or_null_key(&convention_config::advertise, 1)},
+    {"capabilities",
+     [](const json& v, const std::string& path, convention_config& out, problems& p) {
+       if (!v.is_object()) {
+         p.expected(path, "an object", v);
+       } else {
+         out.capabilities = v;
+       }
+     }},
+    {"membership",
+     [](const json& v, const std::string& path, convention_config& out, problems& p) {
+       if (v.is_null()) {
+         out.membership.clear();
+       } else if (!v.is_string() || !parse_membership_url(v.get<std::string>())) {
+         p.expected(path, "\"etcd://host:port[,host:port...]\"", v);
+       } else {
+         out.membership = v.get<std::string>();
+       }
+     }},
+    {"forward_logs",
+     [](const json& v, const std::string& path, convention_config& out, problems& p) {
+       if (!v.is_boolean()) {
+         p.expected(path, "true or false", v);
+       } else {
+         out.forward_logs = v.get<bool>();
+       }
+     }},
+    {"module_cache", optional_path_key(&convention_config::module_cache)},
+};
+
+/// The top level, in the order its keys are read.
+const key_rules<serve_config> top_rules = {
+    {"shards", integer_key(&serve_config::shards, 0, max_shards)},
+    {"io", choice_key(&serve_config::io, io_choices)},
+    {"workers", integer_key(&serve_config::workers, 0, max_workers)},
+    {"engine_id", integer_key(&serve_config::engine_id, 1, max_engine_id)},
+    {"listen", host_port_or_null_key(&serve_config::listen, 0)},
+    {"peers",
+     [](const json& v, const std::string& path, serve_config& c, problems& p) {
+       read_unique_list(v, path, c.peers, p,
+                        [&p](const json& e, const std::string& at, std::string& out) {
+                          return read_host_port(e, at, 1, out, p);
+                        });
+     }},
+    {"secret_file", optional_path_key(&serve_config::secret_file)},
+    {"convention",
+     [](const json& v, const std::string& path, serve_config& c, problems& p) {
+       read_object(v, path, "an object such as {\"name\": \"troupe\", \"leader\": \"host:port\"}",
+                   convention_keys, convention_rules, c.convention, p);
+     }},
+    {"heartbeat_ms", integer_key(&serve_config::heartbeat_ms, min_heartbeat_ms, max_heartbeat_ms)},
+    {"peer_timeout_ms",
+     integer_key(&serve_config::peer_timeout_ms, min_peer_timeout_ms, max_peer_timeout_ms)},
+    {"log_level", choice_key(&serve_config::log_level, log_levels)},
+    {"admin", host_port_or_null_key(&serve_config::admin, 0)},
+    {"admin_token_file", optional_path_key(&serve_config::admin_token_file)},
+    {"modules",
+     [](const json& v, const std::string& path, serve_config& c, problems& p) {
+       read_unique_list(v, path, c.modules, p,
+                        [&p](const json& e, const std::string& at, std::string& out) {
+                          return read_nonempty_string(e, at, out, p);
+                        });
+     }},
+    {"actors", [](const json& v, const std::string& path, serve_config& c,
+                  problems& p) { read_actors(v, path, c.actors, p); }},
+    {"limits",
+     [](const json& v, const std::string& path, serve_config& c, problems& p) {
+       read_object(v, path, "an object", limit_keys, limit_rules, c.limits, p);
+     }},
+};
 
 /// Rules between keys, checked once every key is valid on its own.
 void check_across(const serve_config& c, problems& p) {
@@ -557,57 +658,7 @@ std::optional<serve_config> parse_into(const json& doc, problems& p) {
   const std::size_t before = p.size();
   check_keys(doc, "", top_keys, p);
   serve_config c;
-  const auto get = [&doc](const char* key) -> const json* {
-    const auto it = doc.find(key);
-    return it == doc.end() ? nullptr : &*it;
-  };
-  if (const json* v = get("shards")) read_integer(*v, "shards", 0, max_shards, c.shards, p);
-  if (const json* v = get("io")) read_choice(*v, "io", io_choices, c.io, p);
-  if (const json* v = get("workers")) read_integer(*v, "workers", 0, max_workers, c.workers, p);
-  if (const json* v = get("engine_id")) {
-    read_integer(*v, "engine_id", 1, max_engine_id, c.engine_id, p);
-  }
-  if (const json* v = get("listen")) {
-    if (v->is_null()) {
-      c.listen.clear();
-    } else {
-      read_host_port(*v, "listen", 0, c.listen, p);
-    }
-  }
-  if (const json* v = get("peers")) {
-    read_unique_list(*v, "peers", c.peers, p,
-                     [&p](const json& e, const std::string& path, std::string& out) {
-                       return read_host_port(e, path, 1, out, p);
-                     });
-  }
-  if (const json* v = get("secret_file")) read_optional_path(*v, "secret_file", c.secret_file, p);
-  if (const json* v = get("convention")) read_convention(*v, c.convention, p);
-  if (const json* v = get("heartbeat_ms")) {
-    read_integer(*v, "heartbeat_ms", min_heartbeat_ms, max_heartbeat_ms, c.heartbeat_ms, p);
-  }
-  if (const json* v = get("peer_timeout_ms")) {
-    read_integer(*v, "peer_timeout_ms", min_peer_timeout_ms, max_peer_timeout_ms, c.peer_timeout_ms,
-                 p);
-  }
-  if (const json* v = get("log_level")) read_choice(*v, "log_level", log_levels, c.log_level, p);
-  if (const json* v = get("admin")) {
-    if (v->is_null()) {
-      c.admin.clear();
-    } else {
-      read_host_port(*v, "admin", 0, c.admin, p);
-    }
-  }
-  if (const json* v = get("admin_token_file")) {
-    read_optional_path(*v, "admin_token_file", c.admin_token_file, p);
-  }
-  if (const json* v = get("modules")) {
-    read_unique_list(*v, "modules", c.modules, p,
-                     [&p](const json& e, const std::string& path, std::string& out) {
-                       return read_nonempty_string(e, path, out, p);
-                     });
-  }
-  if (const json* v = get("actors")) read_actors(*v, c.actors, p);
-  if (const json* v = get("limits")) read_limits(*v, c.limits, p);
+  read_keys(doc, "", top_rules, c, p);
   if (p.size() == before) check_across(c, p);
   if (p.size() != before) return std::nullopt;
   return c;

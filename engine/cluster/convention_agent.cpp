@@ -1,6 +1,8 @@
 // The convention's agent (see convention.hpp): membership with a built-in
 // leader, convention updates for subscribers, placement by capabilities and
-// load, and modules sent to the members that lack them.
+// load, and modules sent to the members that lack them. A placement is a
+// placer's (placer.hpp); a module another member sent, a
+// module_installer's (module_installer.hpp).
 
 #include "cluster/convention.hpp"
 #include "cluster/convention_layer.hpp"
@@ -10,16 +12,15 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
 #include "cluster/convention_pool_support.hpp"
+#include "cluster/module_installer.hpp"
+#include "cluster/placer.hpp"
 #include "core/shard.hpp"
 #include "core/system_impl.hpp"
 #include "remote/link.hpp"
-#include "troupe/blocking.hpp"
-#include "troupe/convention_supervisor.hpp"
 #include "troupe/requirements.hpp"
 
 namespace troupe {
@@ -41,206 +42,6 @@ namespace troupe::internal {
 namespace {
 
 struct load_tick {};
-
-/// Where a placement may go, best first.
-struct candidate {
-  std::uint32_t engine;
-  address agent;  ///< null for this engine
-  /// A member known from the view whose link was not up yet: the placer
-  /// waits for the link until then. Default: linked.
-  time_point link_due{};
-};
-
-/// How often a placer looks whether the link it waits for is up.
-constexpr auto link_poll = std::chrono::milliseconds(5);
-
-/// Why a member known from the view was not placed on.
-std::string no_link(std::uint32_t engine, duration waited) {
-  return "engine " + std::to_string(engine) + " is a member, but no link to it came within " +
-         std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()) +
-         " ms";
-}
-
-/// One placement: tries the candidates in turn, waiting for the link to
-/// one that has none yet (bounded) and sending the type's module to one
-/// that lacks it, and answers the asker. One per request, so that a slow
-/// member, a link coming up or a module in transit holds up nothing else.
-class placer : public actor<placer, place_request, place_among_request> {
- public:
-  placer(std::vector<candidate> c, std::uint32_t home, duration link_wait)
-      : candidates_(std::move(c)), home_(home), link_wait_(link_wait) {}
-
-  task<result<address>> on(const place_request& r) { return place(r); }
-  task<result<address>> on(const place_among_request& r) { return place(r.request); }
-
- private:
-  // A copy: the message ends with the handler.
-  task<result<address>> place(place_request req) {
-    req_ = std::move(req);
-    std::string tried;
-    errc last = errc::peer_lost;
-    for (const candidate& c : candidates_) {
-      result<address> a = co_await place_on(c);
-      if (a || (a.err().code() != errc::peer_lost && a.err().code() != errc::not_found &&
-                a.err().code() != errc::misuse)) {
-        stop();
-        co_return a;  // placed, or it failed for a reason another member would share
-      }
-      // That member cannot take it (gone, not linked, lacks the type,
-      // refused the module): the next one may.
-      if (candidates_.size() == 1) {
-        stop();
-        co_return a;
-      }
-      last = a.err().code();
-      tried += (tried.empty() ? "" : "; ") + a.err().describe();
-    }
-    stop();
-    co_return error(last, "no member that fits could take '" + req_.type + "': " + tried);
-  }
-
-  /// On `c`, once its link is up; with the type's module sent first if
-  /// that engine lacks the type.
-  task<result<address>> place_on(candidate c) {
-    if (c.link_due != time_point{} && !co_await link_up(c.engine, c.link_due)) {
-      co_return error(errc::peer_lost, no_link(c.engine, link_wait_));
-    }
-    result<address> a = co_await spawn_type_on(c.engine, req_.type, req_.args, req_.options.spawn,
-                                               req_.options.timeout);
-    if (!a && a.err().code() == errc::not_found && c.engine != home_) {
-      // That engine lacks the type: send it the module that has it here.
-      result<done> sent = co_await send_module(c, req_.type, req_.options.timeout);
-      if (!sent) co_return sent.err();
-      a = co_await spawn_type_on(c.engine, req_.type, req_.args, req_.options.spawn,
-                                 req_.options.timeout);
-    }
-    co_return a;
-  }
-
-  /// True once a link to `engine` is up; false if none is by `due` (nor
-  /// by the place timeout). The agent has asked the links for it. Looked
-  /// at every few milliseconds: no message reaches this actor while it
-  /// waits, and the links are on this shard.
-  task<bool> link_up(std::uint32_t engine, time_point due) {
-    due = std::min(due, std::chrono::steady_clock::now() + req_.options.timeout);
-    const system_impl& sys = this_shard->owner();
-    while (std::chrono::steady_clock::now() < due) {
-      const std::vector<std::uint32_t> up = sys.known_engines();
-      if (std::binary_search(up.begin(), up.end(), engine)) co_return true;
-      co_await sleep_for{link_poll};
-    }
-    const std::vector<std::uint32_t> up = sys.known_engines();
-    co_return std::binary_search(up.begin(), up.end(), engine);
-  }
-
-  task<result<done>> send_module(candidate c, std::string type, duration timeout) {
-    std::optional<module_info> mod;
-    for (const module_info& m : loaded_modules()) {
-      if (std::find(m.actor_types.begin(), m.actor_types.end(), type) != m.actor_types.end()) {
-        mod = m;
-      }
-    }
-    if (!mod) {
-      co_return error(errc::not_found, "engine " + std::to_string(c.engine) +
-                                           " has no actor type named '" + type +
-                                           "', and no module loaded on engine " +
-                                           std::to_string(home_) + " provides it");
-    }
-    module_offer offer;
-    offer.name = mod->name;
-    offer.file_name = std::filesystem::path(mod->path).filename().string();
-    offer.sha256 = mod->sha256;  // as loaded here: a file changed since is refused there
-    auto read = [path = mod->path]() -> std::optional<std::string> {
-      std::string bytes;
-      if (!read_whole_file(path, bytes)) return std::nullopt;
-      return bytes;
-    };
-    std::optional<std::string> bytes = co_await run_blocking(std::move(read));  // megabytes
-    if (bytes) offer.bytes = std::move(*bytes);
-    if (!bytes) {
-      co_return error(errc::misuse, "module '" + mod->name + "' (" + mod->path +
-                                        ") cannot be read to send to engine " +
-                                        std::to_string(c.engine));
-    }
-    spdlog::info("engine {}: sending module '{}' ({} bytes) to engine {}", home_, offer.name,
-                 offer.bytes.size(), c.engine);
-    result<done> r = co_await ask<done>(c.agent, std::move(offer), timeout);
-    if (!r) {
-      co_return error(r.err().code(), "module '" + mod->name + "' needed for '" + type +
-                                          "' could not be installed on engine " +
-                                          std::to_string(c.engine) + ": " + r.err().text());
-    }
-    co_return done{};
-  }
-
-  std::vector<candidate> candidates_;
-  std::uint32_t home_;
-  duration link_wait_;
-  place_request req_;
-};
-
-/// Installs a module another member sent: checks its hash, writes it to
-/// the module cache and loads it, off the shard (a large module must not
-/// hold up the links' heartbeats), then answers the sender.
-class installer : public actor<installer, module_offer> {
- public:
-  explicit installer(std::string cache) : cache_(std::move(cache)) {}
-
-  task<result<done>> on(const module_offer& m) {
-    system_impl* sys = &this_shard->owner();
-    const std::uint32_t from = sender().engine(), here = sys->engine();
-    auto job = [sys, offer = m, cache = cache_, from, here]() -> result<done> {
-      return install(*sys, offer, cache, from, here);
-    };
-    result<done> r = co_await run_blocking(std::move(job));
-    stop();
-    co_return r;
-  }
-
- private:
-  static result<done> install(system_impl& sys, const module_offer& m, const std::string& cache,
-                              std::uint32_t from, std::uint32_t here) {
-    const std::string origin = "module '" + m.name + "' from engine " + std::to_string(from);
-    for (const module_info& have : loaded_modules()) {
-      if (have.name != m.name) continue;
-      if (have.sha256 == m.sha256) return done{};
-      return error(errc::misuse, origin +
-                                     " refused: a module of that name with another hash is "
-                                     "loaded here (" +
-                                     have.sha256 + ")");
-    }
-    const std::string got = sha256_hex(m.bytes);
-    if (got != m.sha256) {
-      spdlog::warn("engine {}: refused {}: its bytes hash to {}, not {}", here, origin, got,
-                   m.sha256);
-      return error(errc::misuse, origin + " refused: its bytes hash to " + got + ", not the " +
-                                     m.sha256 + " it was sent with");
-    }
-    std::string file = std::filesystem::path(m.file_name).filename().string();
-    if (file.empty() || file == "." || file == "..") file = "module.so";
-    std::error_code ec;
-    std::filesystem::create_directories(cache, ec);
-    const std::string path = cache + "/" + m.sha256.substr(0, 16) + "-" + file;
-    {
-      std::ofstream out(path, std::ios::binary | std::ios::trunc);
-      out.write(m.bytes.data(), static_cast<std::streamsize>(m.bytes.size()));
-      if (!out) {
-        return error(errc::io,
-                     origin + ": cannot write " + path + " on engine " + std::to_string(here));
-      }
-    }
-    result<module_info> loaded = sys.load_module(path);
-    if (!loaded) return loaded.err();
-    if (loaded->sha256 != m.sha256) {  // changed on disk in between
-      (void)sys.unload_module(loaded->name, true);
-      return error(errc::misuse, origin + ": the file written differs from the one sent");
-    }
-    spdlog::info("engine {}: installed {} (sha256 {})", here, origin, m.sha256);
-    return done{};
-  }
-
-  std::string cache_;
-};
 
 class convention_agent
     : public actor<convention_agent, link_changed, conv_hello, conv_view, conv_caps, conv_load,
@@ -565,8 +366,8 @@ class convention_agent
   }
 
   void on(const module_offer&) {
-    forward(spawn<installer>(spawn_options{.shard = static_cast<std::int32_t>(shard_index())},
-                             opts_.module_cache));
+    forward(spawn<module_installer>(
+        spawn_options{.shard = static_cast<std::int32_t>(shard_index())}, opts_.module_cache));
   }
 
  private:
@@ -717,54 +518,3 @@ address start_convention_agent(system_impl& sys, agent_options o) {
 }
 
 }  // namespace troupe::internal
-
-namespace troupe {
-
-convention_supervisor::convention_supervisor(std::vector<placed_child> specs, duration retry_every)
-    : specs_(std::move(specs)), children_(specs_.size()), retry_every_(retry_every) {}
-
-void convention_supervisor::on_start() {
-  for (std::size_t i = 0; i < specs_.size(); ++i) tell(self(), internal::place_child{i});
-}
-
-task<void> convention_supervisor::on(const internal::place_child& m) {
-  const std::size_t i = m.index;
-  if (i >= specs_.size() || !children_[i].is_null()) co_return;
-  const placed_child spec = specs_[i];  // the message ends with this handler; keep a copy
-  result<address> a = co_await troupe::spawn_placed(*this, spec.type, spec.args, spec.where);
-  if (!a) {
-    spdlog::warn("engine {}: placing child {} ('{}') failed: {}; trying again in {} ms",
-                 self().engine(), i, spec.type, a.err().describe(),
-                 std::chrono::duration_cast<std::chrono::milliseconds>(retry_every_).count());
-    wakeup_after(retry_every_, internal::place_child{i});
-    co_return;
-  }
-  ++placements_;
-  children_[i] = a.value();
-  watch(children_[i]);
-}
-
-void convention_supervisor::on(const exit_request&) {
-  stopping_ = true;
-  for (address& child : children_) {
-    if (!child.is_null()) tell(std::exchange(child, address{}), exit_request{});
-  }
-}
-
-void convention_supervisor::on(const terminated& t) {
-  if (stopping_) return;
-  for (std::size_t i = 0; i < children_.size(); ++i) {
-    if (children_[i] != t.who) continue;
-    spdlog::info("engine {}: child {} ('{}') at {} ended ({}); placing it again", self().engine(),
-                 i, specs_[i].type, t.who.to_string(), t.reason);
-    children_[i] = address{};
-    tell(self(), internal::place_child{i});
-  }
-}
-
-placed_children convention_supervisor::on(const placed_children_query&) const {
-  const std::uint64_t first = specs_.size();
-  return {children_, placements_ > first ? placements_ - first : 0};
-}
-
-}  // namespace troupe
