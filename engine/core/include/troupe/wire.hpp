@@ -69,7 +69,7 @@ concept json_message = requires(const M& m, M& out, nlohmann::json& j, const nlo
 
 template <class M>
 envelope* decode_with(M&& m) {
-  return make_envelope(std::move(m), address{}, address{});
+  return make_envelope(std::forward<M>(m), address{}, address{});
 }
 
 }  // namespace internal
