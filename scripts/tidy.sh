@@ -2,7 +2,7 @@
 # clang-tidy over the engine's own sources (every .cpp under engine/ and io/,
 # not tests/, perf/ or actors/) with the committed .clang-tidy; fails on any
 # finding (the file makes every warning an error). Builds nothing: it only
-# configures build-tidy/ for its compile_commands.json. About 5 minutes on
+# configures build-tidy/ for its compile_commands.json. 3 to 5 minutes on
 # 2 cores.
 #
 #   scripts/tidy.sh              all of them, 2 at a time
