@@ -591,6 +591,8 @@ class uring_backend final : public reactor_backend {
       }
       if (tag == cancel_tag) continue;
       if ((tag & stream_bit) != 0) {
+        // user_data carries the stream's address with stream_bit set (tag_of).
+        // NOLINTNEXTLINE(performance-no-int-to-ptr)
         auto* s = reinterpret_cast<accept_stream*>(static_cast<std::uintptr_t>(tag & ~stream_bit));
         on_accept(*s, res, flags, done, n_done);
         continue;

@@ -7,7 +7,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config ccache clang-format
+  build-essential cmake ninja-build pkg-config ccache clang-format clang-tidy
   liburing-dev libboost-context-dev nlohmann-json3-dev catch2
   libspdlog-dev libfmt-dev libcli11-dev
   clang libclang-rt-14-dev libssl-dev libhttp-parser-dev

@@ -334,6 +334,7 @@ struct convention_pool_core::state {
       return a.engine < b.engine;
     });
     std::vector<std::uint32_t> out;
+    out.reserve(c.size());
     for (const candidate& x : c) out.push_back(x.engine);
     return out;
   }

@@ -60,7 +60,7 @@ std::optional<std::string> b64_decode(std::string_view in) {
   std::uint32_t acc = 0;
   int bits = 0;
   for (char c : in) {
-    const int v = value[std::uint8_t(c)];
+    const int v = value[std::uint8_t(c)];  // NOLINT(bugprone-signed-char-misuse): -1 or a digit
     if (v < 0) return std::nullopt;
     acc = acc << 6 | std::uint32_t(v);
     bits += 6;

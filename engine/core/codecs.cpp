@@ -131,6 +131,10 @@ void retire_codec(const std::string& name) {
   std::atomic_ref<bool>(const_cast<wire_codec*>(c)->retired).store(true, std::memory_order_release);
 }
 
+// The frame path has no way to report a failure to register the built-in
+// codecs or to take the registry's lock; either leaves no engine to run, so
+// both lookups are noexcept and such a failure ends the process.
+// NOLINTNEXTLINE(bugprone-exception-escape)
 const wire_codec* codec_for(const message_type* t) noexcept {
   ensure_builtins();
   registry& r = the_registry();
@@ -139,6 +143,7 @@ const wire_codec* codec_for(const message_type* t) noexcept {
   return it == r.by_type.end() ? nullptr : it->second;
 }
 
+// NOLINTNEXTLINE(bugprone-exception-escape): as codec_for
 const wire_codec* codec_named(std::string_view name) noexcept {
   ensure_builtins();
   registry& r = the_registry();

@@ -90,7 +90,7 @@ std::optional<http_answer> admin_call(const std::string& admin, const std::strin
     return std::nullopt;
   }
   http_answer a;
-  a.status = std::atoi(in.c_str() + 9);
+  a.status = static_cast<int>(std::strtol(in.c_str() + 9, nullptr, 10));
   a.body = in.substr(head_end + 4);
   return a;
 }

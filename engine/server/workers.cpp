@@ -209,8 +209,8 @@ void worker_supervisor::start(worker& w) {
   sigdelset(&child_mask, SIGCHLD);
   const char* exe = options_.executable.c_str();
   static constexpr char exec_failed[] = "troupe: cannot start a worker: execve failed\n";
-  std::fflush(stdout);  // nothing buffered is written twice
-  std::fflush(stderr);
+  (void)std::fflush(stdout);  // nothing buffered is written twice
+  (void)std::fflush(stderr);
   const pid_t parent = ::getpid();
 
   const pid_t pid = ::fork();

@@ -50,8 +50,11 @@ struct wire_codec {
 /// Adds `c`; throws std::invalid_argument if its name is taken by another
 /// type. Any thread; meant for start-up and module loading.
 void register_codec(wire_codec c);
+// noexcept: a failure to set up the registry ends the process (codecs.cpp).
+// NOLINTBEGIN(bugprone-exception-escape)
 const wire_codec* codec_for(const message_type* t) noexcept;
 const wire_codec* codec_named(std::string_view name) noexcept;
+// NOLINTEND(bugprone-exception-escape)
 /// Removes the codec named `name` (its module is being unloaded).
 void retire_codec(const std::string& name);
 inline bool live_codec(const wire_codec* c) noexcept {
@@ -66,7 +69,7 @@ concept json_message = requires(const M& m, M& out, nlohmann::json& j, const nlo
 
 template <class M>
 envelope* decode_with(M&& m) {
-  return make_envelope(std::move(m), address{}, address{});
+  return make_envelope(std::forward<M>(m), address{}, address{});
 }
 
 }  // namespace internal
