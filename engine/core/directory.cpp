@@ -155,6 +155,12 @@ bool shard::on_name_lookup(envelope* e) {
   if (auto it = directory_.find(name); it != directory_.end()) {
     subscribe_name(name, e->sender.engine());
     send_reply(*e, make_envelope(address(it->second), e->target, e->sender));
+  } else if (auto r = reserved_.find(name); r != reserved_.end()) {
+    // Another engine is spawning it and has answered its own claim: the
+    // lookup waits for its bind (or fails if that engine is lost), rather
+    // than saying no actor has a name that one has by now.
+    r->second.parked.push_back(e);
+    return true;
   } else {
     queue_failure(*e, errc::not_found, "no actor is named '" + name + "'");
   }
