@@ -152,19 +152,29 @@ bool shard::on_name_claim(envelope* e) {
 
 bool shard::on_name_lookup(envelope* e) {
   const std::string& name = e->as<name_lookup>().name;
+  // Being spawned by another engine, which has answered its own claim: the
+  // lookup waits for its bind (or fails if that engine is lost), rather
+  // than saying no actor has a name that one has by now.
+  switch (answer_known_name(e, name)) {
+    case known_name::answered: return false;
+    case known_name::parked: return true;
+    case known_name::unknown: break;
+  }
+  queue_failure(*e, errc::not_found, "no actor is named '" + name + "'");
+  return false;
+}
+
+shard::known_name shard::answer_known_name(envelope* e, const std::string& name) {
   if (auto it = directory_.find(name); it != directory_.end()) {
     subscribe_name(name, e->sender.engine());
     send_reply(*e, make_envelope(address(it->second), e->target, e->sender));
-  } else if (auto r = reserved_.find(name); r != reserved_.end()) {
-    // Another engine is spawning it and has answered its own claim: the
-    // lookup waits for its bind (or fails if that engine is lost), rather
-    // than saying no actor has a name that one has by now.
-    r->second.parked.push_back(e);
-    return true;
-  } else {
-    queue_failure(*e, errc::not_found, "no actor is named '" + name + "'");
+    return known_name::answered;
   }
-  return false;
+  if (auto r = reserved_.find(name); r != reserved_.end()) {
+    r->second.parked.push_back(e);
+    return known_name::parked;
+  }
+  return known_name::unknown;
 }
 
 bool shard::on_name_release(envelope* e) {
@@ -221,13 +231,12 @@ bool shard::on_name_handoff(envelope* e) {
 
 bool shard::on_name_reserve(envelope* e) {
   const std::string& name = e->as<name_reserve>().name;
-  if (auto it = directory_.find(name); it != directory_.end()) {
-    subscribe_name(name, e->sender.engine());
-    send_reply(*e, make_envelope(address(it->second), e->target, e->sender));
-  } else if (auto r = reserved_.find(name); r != reserved_.end()) {
-    r->second.parked.push_back(e);
-    return true;
-  } else if (phase_ != shutdown_phase::running) {
+  switch (answer_known_name(e, name)) {
+    case known_name::answered: return false;
+    case known_name::parked: return true;
+    case known_name::unknown: break;
+  }
+  if (phase_ != shutdown_phase::running) {
     queue_failure(*e, errc::shutting_down, "the engine is shutting down");
   } else {
     reserved_.emplace(name, reservation{e->sender.engine()});

@@ -331,6 +331,10 @@ class alignas(64) shard {
   bool on_name_reserve(envelope* e);
   bool on_name_bind(envelope* e);
   bool on_name_forget(envelope* e);
+  /// A lookup or reservation of `name`: answered with the actor kept here,
+  /// parked while another engine spawns it, or neither (`e` untouched).
+  enum class known_name : std::uint8_t { answered, parked, unknown };
+  known_name answer_known_name(envelope* e, const std::string& name);
   void release_name(std::uint32_t slot, const address& who);
   /// A name_claim whose directory is on another engine: reserve the name
   /// there, then spawn here and bind it, or answer with the one that lives.
