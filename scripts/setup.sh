@@ -11,7 +11,7 @@ packages=(
   liburing-dev libboost-context-dev nlohmann-json3-dev catch2
   libspdlog-dev libfmt-dev libcli11-dev
   clang libclang-rt-14-dev libssl-dev libhttp-parser-dev
-  redis-tools etcd-server etcd-client libcurl4-openssl-dev iproute2
+  redis-tools etcd-server etcd-client libcurl4-openssl-dev iproute2 python3
 )
 if [[ "${1:-}" == "--perf" ]]; then
   packages+=(libcaf-dev erlang-base gnuplot-nox redis-server)
