@@ -131,6 +131,10 @@ struct capabilities_update {
   nlohmann::json capabilities;
 };
 
+/// How long an asker waits for a placement: a member tried, the type's
+/// module sent to it, and tried again.
+inline duration placement_timeout(const place_options& o) noexcept { return o.timeout * 3; }
+
 /// Spawns the agent on shard 0 (after the shards run) and returns it.
 address start_convention_agent(system_impl& sys, agent_options o);
 

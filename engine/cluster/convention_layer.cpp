@@ -194,7 +194,7 @@ result<address> spawn_placed(system& sys, std::string type_name, nlohmann::json 
                              place_options o) {
   const address agent = agent_of(sys);
   if (agent.is_null()) return no_convention();
-  const duration timeout = o.timeout * 3;  // a member tried, a module sent, tried again
+  const duration timeout = internal::placement_timeout(o);
   return sys.ask<address>(
       agent, internal::place_request{std::move(type_name), std::move(args), std::move(o)}, timeout);
 }
@@ -208,7 +208,7 @@ task<result<address>> spawn_placed(actor_base& self, std::string type_name, nloh
                                    place_options o) {
   const address agent = convention_agent(self);
   if (agent.is_null()) co_return no_convention();
-  const duration timeout = o.timeout * 3;  // a member tried, a module sent, tried again
+  const duration timeout = internal::placement_timeout(o);
   internal::place_request m{std::move(type_name), std::move(args), std::move(o)};
   co_return co_await self.ask<address>(agent, std::move(m), timeout);
 }

@@ -166,8 +166,7 @@ class cpool_helper : public actor<cpool_helper, cpool_go> {
       stop();
       co_return;
     }
-    // As spawn_placed: a member tried, a module sent to it, tried again.
-    const duration timeout = req_.options.timeout * 3;
+    const duration timeout = placement_timeout(req_.options);
     cpool_placed p;
     p.id = id_;
     if (among_.empty()) {

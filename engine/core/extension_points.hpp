@@ -39,11 +39,15 @@ class remote_router {
   /// Shutting down: nothing more is sent or accepted.
   virtual void stop() = 0;
   /// Bytes waiting to be sent: the shard stops running actors while it is
-  /// large (back-pressure).
-  virtual std::size_t backlog() const noexcept = 0;
+  /// large (back-pressure). Read after every message, so a plain load, not
+  /// a virtual call; the router keeps `backlog_` up to date.
+  std::size_t backlog() const noexcept { return backlog_; }
   /// `engine` is lost (the shard's peer_lost handling): what this router
   /// still waits for from it (watches) ends with `why`.
   virtual void engine_lost(std::uint32_t engine, const std::string& why) = 0;
+
+ protected:
+  std::size_t backlog_ = 0;
 };
 
 /// Where names live when not in the core's own directory (engine/core/

@@ -172,9 +172,8 @@ class link_table final : public remote_router {
   const address& agent() const noexcept { return agent_; }
 
   std::uint16_t listen_port() const noexcept { return listen_port_; }
-  /// Bytes waiting in links for their turn to be sent: the shard stops
-  /// running actors while it is large (back-pressure).
-  std::size_t backlog() const noexcept override { return backlog_; }
+  // backlog() (remote_router): the largest number of bytes waiting in one
+  // of this shard's links, kept in backlog_ by recount_backlog().
 
  private:
   /// Shard 0: one group of connections to one engine.
@@ -262,7 +261,6 @@ class link_table final : public remote_router {
   gate background_;
   bool stopping() const noexcept { return background_.is_closed(); }
   bool dirty_ = false;  ///< some link has bytes to send
-  std::size_t backlog_ = 0;
 };
 
 /// The link table of shard `s`; null if it reaches other engines some
